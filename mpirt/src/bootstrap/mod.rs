@@ -1,0 +1,2 @@
+//! Bootstrap: rank, size and a key-value exchange with the process manager.
+pub mod pmi;
