@@ -38,7 +38,9 @@ pub enum Error {
     },
     /// MPI_ERR_TYPE / MPI_ERR_COUNT: the message is not a whole number of
     /// elements of the receive type.
-    #[error("message of {message_bytes} bytes is not a whole number of {element_bytes}-byte elements")]
+    #[error(
+        "message of {message_bytes} bytes is not a whole number of {element_bytes}-byte elements"
+    )]
     Datatype {
         /// Bytes received.
         message_bytes: usize,

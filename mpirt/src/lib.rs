@@ -1,12 +1,40 @@
 //! mpirt: an MPI-style message-passing runtime written in Rust, with the API
 //! shape of rsmpi (the `mpi` crate) and no C MPI underneath.
+//!
+//! ```no_run
+//! use mpirt::traits::*;
+//!
+//! let universe = mpirt::initialize().unwrap();
+//! let world = universe.world();
+//! if world.rank() == 0 {
+//!     world.process_at_rank(1).send(&[1.0f64, 2.0, 3.0][..]);
+//! } else if world.rank() == 1 {
+//!     let (data, status) = world.process_at_rank(0).receive_vec::<f64>();
+//!     println!("got {data:?} from rank {}", status.source_rank());
+//! }
+//! ```
+//!
+//! Layers, bottom to top (see DESIGN.md): `bootstrap` (PMI-1), `wire`
+//! (frames), `transport` (bytes to one peer), `engine` (matching and
+//! protocols, no I/O), `progress` (pumps transports into the engine), and
+//! the rsmpi-shaped API: [`environment`], [`topology`], [`point_to_point`],
+//! [`datatype`], [`error`].
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod datatype;
 pub mod engine;
+pub mod environment;
 pub mod error;
+pub mod point_to_point;
+pub mod progress;
+pub mod topology;
+pub mod transport;
 pub mod wire;
 
+pub use environment::{
+    initialize, processor_name, time, time_resolution, try_initialize, Universe,
+};
 pub use error::Error;
 
 /// A rank within a communicator (MPI uses `int`).
@@ -20,3 +48,11 @@ pub type Count = i32;
 pub const ANY_SOURCE: Rank = -2;
 /// Wildcard tag of a receive or probe (MPI_ANY_TAG).
 pub const ANY_TAG: Tag = -1;
+
+/// The traits a program imports to use communicators and processes, as
+/// `use mpi::traits::*;` does with rsmpi.
+pub mod traits {
+    pub use crate::datatype::{Buffer, BufferMut, Datatype, Equivalence};
+    pub use crate::point_to_point::{Destination, Source};
+    pub use crate::topology::Communicator;
+}

@@ -47,7 +47,9 @@ pub enum PmiError {
 impl PmiLine {
     /// A line starting with `cmd=<command>`.
     pub fn command_line(command: &str) -> Self {
-        PmiLine { pairs: vec![("cmd".into(), command.into())] }
+        PmiLine {
+            pairs: vec![("cmd".into(), command.into())],
+        }
     }
 
     /// Appends `key=value`. Values must be printable ASCII without spaces;
@@ -64,12 +66,18 @@ impl PmiLine {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of `key`, or an error naming the line and the key.
     pub fn require(&self, key: &'static str) -> Result<&str, PmiError> {
-        self.get(key).ok_or_else(|| PmiError::MissingKey { line: self.to_string(), key })
+        self.get(key).ok_or_else(|| PmiError::MissingKey {
+            line: self.to_string(),
+            key,
+        })
     }
 
     /// All pairs in order.
@@ -137,7 +145,10 @@ pub fn read_line(reader: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
             return if line.is_empty() {
                 Ok(None)
             } else {
-                Err(io::Error::new(io::ErrorKind::UnexpectedEof, "PMI line cut short"))
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "PMI line cut short",
+                ))
             };
         }
         let (take, done) = match available.iter().position(|&b| b == b'\n') {
@@ -145,7 +156,10 @@ pub fn read_line(reader: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
             None => (available.len(), false),
         };
         if line.len() + take > MAX_LINE {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, PmiError::TooLong));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                PmiError::TooLong,
+            ));
         }
         line.extend_from_slice(&available[..take]);
         reader.consume(take);
@@ -173,7 +187,10 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
         return None;
     }
     let nibble = |d: u8| (d as char).to_digit(16).map(|v| v as u8);
-    digits.chunks_exact(2).map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect()
+    digits
+        .chunks_exact(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
 }
 
 #[cfg(test)]
@@ -183,14 +200,21 @@ mod tests {
 
     #[test]
     fn round_trip_of_a_put() {
-        let line = PmiLine::command_line("put").with("kvsname", "kvs_1").with("key", "card-0").with("value", "00ff");
-        assert_eq!(line.encode(), "cmd=put kvsname=kvs_1 key=card-0 value=00ff\n");
+        let line = PmiLine::command_line("put")
+            .with("kvsname", "kvs_1")
+            .with("key", "card-0")
+            .with("value", "00ff");
+        assert_eq!(
+            line.encode(),
+            "cmd=put kvsname=kvs_1 key=card-0 value=00ff\n"
+        );
         assert_eq!(PmiLine::parse(line.encode().as_bytes()), Ok(line));
     }
 
     #[test]
     fn hydra_style_lines_parse() {
-        let l = PmiLine::parse(b"cmd=get_result rc=0 msg=success value=(vector,(0,1,4))\n").unwrap();
+        let l =
+            PmiLine::parse(b"cmd=get_result rc=0 msg=success value=(vector,(0,1,4))\n").unwrap();
         assert_eq!(l.command(), "get_result");
         assert_eq!(l.get("value"), Some("(vector,(0,1,4))"));
         assert_eq!(l.get("rc"), Some("0"));
@@ -201,10 +225,19 @@ mod tests {
     #[test]
     fn bad_lines_are_errors() {
         assert_eq!(PmiLine::parse(b"\n"), Err(PmiError::Empty));
-        assert_eq!(PmiLine::parse(b"cmd=init junk"), Err(PmiError::NotKeyValue("junk".into())));
-        assert_eq!(PmiLine::parse(b"=x"), Err(PmiError::NotKeyValue("=x".into())));
+        assert_eq!(
+            PmiLine::parse(b"cmd=init junk"),
+            Err(PmiError::NotKeyValue("junk".into()))
+        );
+        assert_eq!(
+            PmiLine::parse(b"=x"),
+            Err(PmiError::NotKeyValue("=x".into()))
+        );
         assert_eq!(PmiLine::parse(b"cmd=a\x00"), Err(PmiError::NotPrintable(0)));
-        assert_eq!(PmiLine::parse(&[b'a'; MAX_LINE + 1]), Err(PmiError::TooLong));
+        assert_eq!(
+            PmiLine::parse(&[b'a'; MAX_LINE + 1]),
+            Err(PmiError::TooLong)
+        );
         assert!(PmiLine::parse(b"cmd=x").unwrap().require("rc").is_err());
     }
 

@@ -25,7 +25,9 @@ pub struct Envelope {
 impl Envelope {
     /// Whether a message from `source` with `tag` on `context` fits.
     pub fn accepts(&self, context: u32, source: i32, tag: i32) -> bool {
-        self.context == context && self.source.is_none_or(|s| s == source) && self.tag.is_none_or(|t| t == tag)
+        self.context == context
+            && self.source.is_none_or(|s| s == source)
+            && self.tag.is_none_or(|t| t == tag)
     }
 }
 
@@ -86,7 +88,10 @@ pub struct Matcher {
 impl Matcher {
     /// Takes the first posted receive that accepts this message.
     pub fn take_posted(&mut self, context: u32, source: i32, tag: i32) -> Option<RequestId> {
-        let index = self.posted_receives.iter().position(|(env, _)| env.accepts(context, source, tag))?;
+        let index = self
+            .posted_receives
+            .iter()
+            .position(|(env, _)| env.accepts(context, source, tag))?;
         self.posted_receives.remove(index).map(|(_, id)| id)
     }
 
@@ -104,13 +109,17 @@ impl Matcher {
 
     /// The first unexpected message an envelope accepts, left in place.
     pub fn peek_unexpected(&self, envelope: &Envelope) -> Option<&UnexpectedMessage> {
-        self.unexpected_messages.iter().find(|m| envelope.accepts(m.context, m.source, m.tag))
+        self.unexpected_messages
+            .iter()
+            .find(|m| envelope.accepts(m.context, m.source, m.tag))
     }
 
     /// Takes the first unexpected message an envelope accepts.
     pub fn take_unexpected(&mut self, envelope: &Envelope) -> Option<UnexpectedMessage> {
-        let index =
-            self.unexpected_messages.iter().position(|m| envelope.accepts(m.context, m.source, m.tag))?;
+        let index = self
+            .unexpected_messages
+            .iter()
+            .position(|m| envelope.accepts(m.context, m.source, m.tag))?;
         self.unexpected_messages.remove(index)
     }
 
@@ -122,8 +131,10 @@ impl Matcher {
     /// Posted receives that name `source` explicitly (for failing them when
     /// the peer is lost).
     pub fn take_posted_from(&mut self, source: i32) -> Vec<RequestId> {
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            self.posted_receives.drain(..).partition(|(env, _)| env.source == Some(source));
+        let (gone, kept): (Vec<_>, Vec<_>) = self
+            .posted_receives
+            .drain(..)
+            .partition(|(env, _)| env.source == Some(source));
         self.posted_receives = kept.into();
         gone.into_iter().map(|(_, id)| id).collect()
     }
@@ -149,15 +160,29 @@ mod tests {
             source,
             tag,
             length: 1,
-            body: UnexpectedBody::Eager { data: vec![byte], sync_request: None },
+            body: UnexpectedBody::Eager {
+                data: vec![byte],
+                sync_request: None,
+            },
         }
     }
 
     #[test]
     fn posted_receives_match_in_posting_order() {
         let mut m = Matcher::default();
-        let any = Envelope { context: 0, source: None, tag: None };
-        m.post(Envelope { context: 0, source: Some(1), tag: Some(5) }, 10);
+        let any = Envelope {
+            context: 0,
+            source: None,
+            tag: None,
+        };
+        m.post(
+            Envelope {
+                context: 0,
+                source: Some(1),
+                tag: Some(5),
+            },
+            10,
+        );
         m.post(any, 11);
         m.post(any, 12);
         assert_eq!(m.take_posted(0, 2, 5), Some(11));
@@ -169,7 +194,14 @@ mod tests {
     #[test]
     fn contexts_never_cross() {
         let mut m = Matcher::default();
-        m.post(Envelope { context: 1, source: None, tag: None }, 1);
+        m.post(
+            Envelope {
+                context: 1,
+                source: None,
+                tag: None,
+            },
+            1,
+        );
         assert_eq!(m.take_posted(0, 0, 0), None);
         assert_eq!(m.take_posted(1, 0, 0), Some(1));
     }
@@ -180,8 +212,16 @@ mod tests {
         m.push_unexpected(eager(1, 7, b'a'));
         m.push_unexpected(eager(2, 8, b'b'));
         m.push_unexpected(eager(1, 8, b'c'));
-        let from1 = Envelope { context: 0, source: Some(1), tag: None };
-        let tag8 = Envelope { context: 0, source: None, tag: Some(8) };
+        let from1 = Envelope {
+            context: 0,
+            source: Some(1),
+            tag: None,
+        };
+        let tag8 = Envelope {
+            context: 0,
+            source: None,
+            tag: Some(8),
+        };
         assert_eq!(m.peek_unexpected(&tag8).unwrap().source, 2);
         assert_eq!(m.take_unexpected(&tag8).unwrap().source, 2);
         assert_eq!(m.take_unexpected(&from1).unwrap().tag, 7);
@@ -192,9 +232,30 @@ mod tests {
     #[test]
     fn cancel_and_peer_loss_remove_posted_receives() {
         let mut m = Matcher::default();
-        m.post(Envelope { context: 0, source: Some(3), tag: None }, 1);
-        m.post(Envelope { context: 0, source: None, tag: None }, 2);
-        m.post(Envelope { context: 0, source: Some(4), tag: None }, 3);
+        m.post(
+            Envelope {
+                context: 0,
+                source: Some(3),
+                tag: None,
+            },
+            1,
+        );
+        m.post(
+            Envelope {
+                context: 0,
+                source: None,
+                tag: None,
+            },
+            2,
+        );
+        m.post(
+            Envelope {
+                context: 0,
+                source: Some(4),
+                tag: None,
+            },
+            3,
+        );
         assert!(m.unpost(3));
         assert!(!m.unpost(3));
         assert_eq!(m.take_posted_from(3), vec![1]);

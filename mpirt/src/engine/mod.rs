@@ -51,7 +51,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { eager_limit: 64 * 1024, remote_buffer: 4 * 1024 * 1024 }
+        Limits {
+            eager_limit: 64 * 1024,
+            remote_buffer: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -107,12 +110,18 @@ unsafe impl Send for UserBuffer {}
 impl UserBuffer {
     /// A buffer to send from.
     pub fn from_slice(bytes: &[u8]) -> UserBuffer {
-        UserBuffer { ptr: bytes.as_ptr() as *mut u8, len: bytes.len() }
+        UserBuffer {
+            ptr: bytes.as_ptr() as *mut u8,
+            len: bytes.len(),
+        }
     }
 
     /// A buffer to receive into.
     pub fn from_mut_slice(bytes: &mut [u8]) -> UserBuffer {
-        UserBuffer { ptr: bytes.as_mut_ptr(), len: bytes.len() }
+        UserBuffer {
+            ptr: bytes.as_mut_ptr(),
+            len: bytes.len(),
+        }
     }
 }
 
@@ -128,6 +137,11 @@ pub struct Status {
     /// The request was cancelled before it matched.
     pub cancelled: bool,
 }
+
+/// A message taken out of matching by a matched probe, waiting to be
+/// received.
+#[derive(Debug)]
+pub struct MatchedMessage(UnexpectedMessage);
 
 /// A frame leaving the engine, with its payload.
 pub struct Transmit {
@@ -195,12 +209,25 @@ enum SendState {
 enum ReceiveState {
     Posted,
     /// Clear-to-send went out; a data frame of `expected` bytes will come.
-    AwaitingData { source: i32, tag: i32, message_bytes: usize, expected: usize },
+    AwaitingData {
+        source: i32,
+        tag: i32,
+        message_bytes: usize,
+        expected: usize,
+    },
 }
 
 enum RequestKind {
-    Send { peer: i32, tag: i32, data: SendData, state: SendState },
-    Receive { buffer: UserBuffer, state: ReceiveState },
+    Send {
+        peer: i32,
+        tag: i32,
+        data: SendData,
+        state: SendState,
+    },
+    Receive {
+        buffer: UserBuffer,
+        state: ReceiveState,
+    },
 }
 
 struct Request {
@@ -241,7 +268,12 @@ pub struct Engine {
 impl Engine {
     /// An engine for `rank` of a job of `size` ranks.
     pub fn new(rank: i32, size: i32, limits: Limits) -> Engine {
-        let peers = (0..size).map(|_| Peer { credit: limits.remote_buffer, ..Peer::default() }).collect();
+        let peers = (0..size)
+            .map(|_| Peer {
+                credit: limits.remote_buffer,
+                ..Peer::default()
+            })
+            .collect();
         Engine {
             rank,
             limits,
@@ -270,13 +302,34 @@ impl Engine {
 
     /// Starts a send. The request completes as `mode` says; take its outcome
     /// with [`Engine::take_outcome`]. A send to a lost peer fails at once.
-    pub fn post_send(&mut self, peer: i32, context: u32, tag: i32, data: SendData, mode: SendMode) -> RequestId {
+    pub fn post_send(
+        &mut self,
+        peer: i32,
+        context: u32,
+        tag: i32,
+        data: SendData,
+        mode: SendMode,
+    ) -> RequestId {
         let id = self.new_request_id();
         let len = data.len();
         let p = &mut self.peers[peer as usize];
         if let Some(reason) = &p.lost {
-            let error = Error::PeerLost { peer, reason: reason.clone() };
-            self.requests.insert(id, Request { kind: RequestKind::Send { peer, tag, data, state: SendState::Staged }, outcome: Some(Err(error)) });
+            let error = Error::PeerLost {
+                peer,
+                reason: reason.clone(),
+            };
+            self.requests.insert(
+                id,
+                Request {
+                    kind: RequestKind::Send {
+                        peer,
+                        tag,
+                        data,
+                        state: SendState::Staged,
+                    },
+                    outcome: Some(Err(error)),
+                },
+            );
             return id;
         }
         let mut header = Header::new(FrameKind::Eager, self.rank);
@@ -285,7 +338,12 @@ impl Engine {
         header.length = len as u64;
         header.sender_request = id;
         let cost = len + HEADER_LEN;
-        let done = Status { source: peer, tag, bytes: len, cancelled: false };
+        let done = Status {
+            source: peer,
+            tag,
+            bytes: len,
+            cancelled: false,
+        };
         let (state, outcome) = if len <= self.limits.eager_limit && p.credit >= cost {
             p.credit -= cost;
             self.stats.eager_sends += 1;
@@ -309,7 +367,18 @@ impl Engine {
             self.enqueue(peer, header, Payload::None);
             (SendState::AwaitingClearToSend, None)
         };
-        self.requests.insert(id, Request { kind: RequestKind::Send { peer, tag, data, state }, outcome });
+        self.requests.insert(
+            id,
+            Request {
+                kind: RequestKind::Send {
+                    peer,
+                    tag,
+                    data,
+                    state,
+                },
+                outcome,
+            },
+        );
         id
     }
 
@@ -319,12 +388,33 @@ impl Engine {
         let id = self.new_request_id();
         if let Some(source) = envelope.source {
             if let Some(reason) = &self.peers[source as usize].lost {
-                let error = Error::PeerLost { peer: source, reason: reason.clone() };
-                self.requests.insert(id, Request { kind: RequestKind::Receive { buffer, state: ReceiveState::Posted }, outcome: Some(Err(error)) });
+                let error = Error::PeerLost {
+                    peer: source,
+                    reason: reason.clone(),
+                };
+                self.requests.insert(
+                    id,
+                    Request {
+                        kind: RequestKind::Receive {
+                            buffer,
+                            state: ReceiveState::Posted,
+                        },
+                        outcome: Some(Err(error)),
+                    },
+                );
                 return id;
             }
         }
-        self.requests.insert(id, Request { kind: RequestKind::Receive { buffer, state: ReceiveState::Posted }, outcome: None });
+        self.requests.insert(
+            id,
+            Request {
+                kind: RequestKind::Receive {
+                    buffer,
+                    state: ReceiveState::Posted,
+                },
+                outcome: None,
+            },
+        );
         match self.matcher.take_unexpected(&envelope) {
             Some(message) => {
                 self.stats.unexpected_bytes -= message.held_bytes();
@@ -337,9 +427,43 @@ impl Engine {
 
     /// The first unexpected message an envelope accepts, as a status (probe).
     pub fn probe(&self, envelope: &Envelope) -> Option<Status> {
-        self.matcher
-            .peek_unexpected(envelope)
-            .map(|m| Status { source: m.source, tag: m.tag, bytes: m.length, cancelled: false })
+        self.matcher.peek_unexpected(envelope).map(|m| Status {
+            source: m.source,
+            tag: m.tag,
+            bytes: m.length,
+            cancelled: false,
+        })
+    }
+
+    /// Takes the first unexpected message an envelope accepts, so that only
+    /// [`Engine::receive_matched`] can receive it (MPI_Mprobe).
+    pub fn matched_probe(&mut self, envelope: &Envelope) -> Option<(Status, MatchedMessage)> {
+        let message = self.matcher.take_unexpected(envelope)?;
+        self.stats.unexpected_bytes -= message.held_bytes();
+        let status = Status {
+            source: message.source,
+            tag: message.tag,
+            bytes: message.length,
+            cancelled: false,
+        };
+        Some((status, MatchedMessage(message)))
+    }
+
+    /// Receives a message taken by [`Engine::matched_probe`] (MPI_Mrecv).
+    pub fn receive_matched(&mut self, message: MatchedMessage, buffer: UserBuffer) -> RequestId {
+        let id = self.new_request_id();
+        self.requests.insert(
+            id,
+            Request {
+                kind: RequestKind::Receive {
+                    buffer,
+                    state: ReceiveState::Posted,
+                },
+                outcome: None,
+            },
+        );
+        self.deliver(id, message.0);
+        id
     }
 
     /// Cancels a receive that has not matched yet. Returns whether it was
@@ -349,7 +473,12 @@ impl Engine {
             return false;
         }
         if let Some(request) = self.requests.get_mut(&id) {
-            request.outcome = Some(Ok(Status { source: crate::ANY_SOURCE, tag: crate::ANY_TAG, bytes: 0, cancelled: true }));
+            request.outcome = Some(Ok(Status {
+                source: crate::ANY_SOURCE,
+                tag: crate::ANY_TAG,
+                bytes: 0,
+                cancelled: true,
+            }));
         }
         true
     }
@@ -369,7 +498,10 @@ impl Engine {
 
     /// Sends (of any state) not yet complete.
     pub fn pending_sends(&self) -> usize {
-        self.requests.values().filter(|r| r.outcome.is_none() && matches!(r.kind, RequestKind::Send { .. })).count()
+        self.requests
+            .values()
+            .filter(|r| r.outcome.is_none() && matches!(r.kind, RequestKind::Send { .. }))
+            .count()
     }
 
     /// The next frame for `peer`'s transport, if any.
@@ -393,11 +525,19 @@ impl Engine {
             FrameKind::Eager | FrameKind::Data => {
                 let id = header.sender_request;
                 if let Some(request) = self.requests.get_mut(&id) {
-                    if let RequestKind::Send { state: state @ (SendState::Staged | SendState::Transmitting), tag, .. } =
-                        &mut request.kind
+                    if let RequestKind::Send {
+                        state: state @ (SendState::Staged | SendState::Transmitting),
+                        tag,
+                        ..
+                    } = &mut request.kind
                     {
                         if request.outcome.is_none() {
-                            request.outcome = Some(Ok(Status { source: peer, tag: *tag, bytes: header.length as usize, cancelled: false }));
+                            request.outcome = Some(Ok(Status {
+                                source: peer,
+                                tag: *tag,
+                                bytes: header.length as usize,
+                                cancelled: false,
+                            }));
                         }
                         *state = SendState::Staged;
                     }
@@ -408,14 +548,22 @@ impl Engine {
     }
 
     /// A frame other than `Data` arrived from `peer` with its payload.
-    pub fn handle_frame(&mut self, peer: i32, header: &Header, payload: &[u8]) -> Result<(), Error> {
+    pub fn handle_frame(
+        &mut self,
+        peer: i32,
+        header: &Header,
+        payload: &[u8],
+    ) -> Result<(), Error> {
         self.check_arrival(peer, header)?;
         let protocol = |detail: String| Error::Protocol { peer, detail };
         match header.kind {
             FrameKind::Eager => {
                 let length = header.length as usize;
                 if payload.len() != length {
-                    return Err(protocol(format!("eager frame of {length} bytes came with {} bytes", payload.len())));
+                    return Err(protocol(format!(
+                        "eager frame of {length} bytes came with {} bytes",
+                        payload.len()
+                    )));
                 }
                 let p = &mut self.peers[peer as usize];
                 p.received_uncredited += length + HEADER_LEN;
@@ -426,7 +574,12 @@ impl Engine {
                     )));
                 }
                 let sync_request = (header.flags & FLAG_SYNC != 0).then_some(header.sender_request);
-                let arrived = Arrival { source: peer, tag: header.tag, length, sync_request };
+                let arrived = Arrival {
+                    source: peer,
+                    tag: header.tag,
+                    length,
+                    sync_request,
+                };
                 match self.matcher.take_posted(header.context, peer, header.tag) {
                     Some(id) => self.deliver_eager(id, arrived, payload),
                     None => self.push_unexpected(UnexpectedMessage {
@@ -434,7 +587,10 @@ impl Engine {
                         source: peer,
                         tag: header.tag,
                         length,
-                        body: UnexpectedBody::Eager { data: payload.to_vec(), sync_request },
+                        body: UnexpectedBody::Eager {
+                            data: payload.to_vec(),
+                            sync_request,
+                        },
                     }),
                 }
             }
@@ -443,8 +599,11 @@ impl Engine {
                     context: header.context,
                     source: peer,
                     tag: header.tag,
-                    length: usize::try_from(header.length).map_err(|_| protocol("message length overflows".into()))?,
-                    body: UnexpectedBody::Rendezvous { sender_request: header.sender_request },
+                    length: usize::try_from(header.length)
+                        .map_err(|_| protocol("message length overflows".into()))?,
+                    body: UnexpectedBody::Rendezvous {
+                        sender_request: header.sender_request,
+                    },
                 };
                 match self.matcher.take_posted(header.context, peer, header.tag) {
                     Some(id) => self.deliver(id, message),
@@ -454,36 +613,81 @@ impl Engine {
             FrameKind::ClearToSend => {
                 let rank = self.rank;
                 let request = self.requests.get_mut(&header.sender_request);
-                let Some(Request { kind: RequestKind::Send { peer: to, data, state, .. }, outcome: None }) = request else {
-                    return Err(protocol(format!("clear-to-send for unknown send request {}", header.sender_request)));
+                let Some(Request {
+                    kind:
+                        RequestKind::Send {
+                            peer: to,
+                            data,
+                            state,
+                            ..
+                        },
+                    outcome: None,
+                }) = request
+                else {
+                    return Err(protocol(format!(
+                        "clear-to-send for unknown send request {}",
+                        header.sender_request
+                    )));
                 };
-                if *to != peer || !matches!(state, SendState::AwaitingClearToSend) || header.length > data.len() as u64 {
-                    return Err(protocol(format!("clear-to-send for {} bytes does not fit send request {}", header.length, header.sender_request)));
+                if *to != peer
+                    || !matches!(state, SendState::AwaitingClearToSend)
+                    || header.length > data.len() as u64
+                {
+                    return Err(protocol(format!(
+                        "clear-to-send for {} bytes does not fit send request {}",
+                        header.length, header.sender_request
+                    )));
                 }
                 *state = SendState::Transmitting;
                 let mut data_header = Header::new(FrameKind::Data, rank);
                 data_header.length = header.length;
                 data_header.sender_request = header.sender_request;
                 data_header.receiver_request = header.receiver_request;
-                let payload = Payload::Borrowed(UserBuffer { ptr: data.as_ptr() as *mut u8, len: header.length as usize });
+                let payload = Payload::Borrowed(UserBuffer {
+                    ptr: data.as_ptr() as *mut u8,
+                    len: header.length as usize,
+                });
                 self.enqueue(peer, data_header, payload);
             }
             FrameKind::SyncAck => {
                 let request = self.requests.get_mut(&header.sender_request);
-                let Some(Request { kind: RequestKind::Send { peer: to, tag, data, state: state @ SendState::AwaitingAck }, outcome }) = request else {
-                    return Err(protocol(format!("sync acknowledgement for unknown request {}", header.sender_request)));
+                let Some(Request {
+                    kind:
+                        RequestKind::Send {
+                            peer: to,
+                            tag,
+                            data,
+                            state: state @ SendState::AwaitingAck,
+                        },
+                    outcome,
+                }) = request
+                else {
+                    return Err(protocol(format!(
+                        "sync acknowledgement for unknown request {}",
+                        header.sender_request
+                    )));
                 };
                 if *to != peer {
-                    return Err(protocol(format!("sync acknowledgement for a send to rank {to}")));
+                    return Err(protocol(format!(
+                        "sync acknowledgement for a send to rank {to}"
+                    )));
                 }
                 *state = SendState::Staged;
-                *outcome = Some(Ok(Status { source: peer, tag: *tag, bytes: data.len(), cancelled: false }));
+                *outcome = Some(Ok(Status {
+                    source: peer,
+                    tag: *tag,
+                    bytes: data.len(),
+                    cancelled: false,
+                }));
             }
             FrameKind::Credit => {
                 let p = &mut self.peers[peer as usize];
                 p.credit += header.length as usize;
                 if p.credit > self.limits.remote_buffer {
-                    return Err(protocol(format!("returned more credit than was used ({} > {})", p.credit, self.limits.remote_buffer)));
+                    return Err(protocol(format!(
+                        "returned more credit than was used ({} > {})",
+                        p.credit, self.limits.remote_buffer
+                    )));
                 }
             }
             FrameKind::Fin => self.peers[peer as usize].fin_received = true,
@@ -499,22 +703,53 @@ impl Engine {
         self.check_arrival(peer, header)?;
         match self.requests.get(&header.receiver_request) {
             Some(Request {
-                kind: RequestKind::Receive { buffer, state: ReceiveState::AwaitingData { source, expected, .. } },
+                kind:
+                    RequestKind::Receive {
+                        buffer,
+                        state:
+                            ReceiveState::AwaitingData {
+                                source, expected, ..
+                            },
+                    },
                 outcome: None,
-            }) if *source == peer && *expected as u64 == header.length => Ok(UserBuffer { ptr: buffer.ptr, len: *expected }),
+            }) if *source == peer && *expected as u64 == header.length => Ok(UserBuffer {
+                ptr: buffer.ptr,
+                len: *expected,
+            }),
             _ => Err(Error::Protocol {
                 peer,
-                detail: format!("data frame of {} bytes for no waiting receive ({})", header.length, header.receiver_request),
+                detail: format!(
+                    "data frame of {} bytes for no waiting receive ({})",
+                    header.length, header.receiver_request
+                ),
             }),
         }
     }
 
     /// The payload of a `Data` frame is in place.
     pub fn handle_data_done(&mut self, header: &Header) {
-        if let Some(Request { kind: RequestKind::Receive { buffer, state: ReceiveState::AwaitingData { source, tag, message_bytes, expected } }, outcome }) =
-            self.requests.get_mut(&header.receiver_request)
+        if let Some(Request {
+            kind:
+                RequestKind::Receive {
+                    buffer,
+                    state:
+                        ReceiveState::AwaitingData {
+                            source,
+                            tag,
+                            message_bytes,
+                            expected,
+                        },
+                },
+            outcome,
+        }) = self.requests.get_mut(&header.receiver_request)
         {
-            *outcome = Some(receive_outcome(*source, *tag, *message_bytes, buffer.len, *expected));
+            *outcome = Some(receive_outcome(
+                *source,
+                *tag,
+                *message_bytes,
+                buffer.len,
+                *expected,
+            ));
         }
     }
 
@@ -526,12 +761,18 @@ impl Engine {
         }
         p.lost = Some(reason.to_string());
         p.outgoing.clear();
-        let error = Error::PeerLost { peer, reason: reason.to_string() };
+        let error = Error::PeerLost {
+            peer,
+            reason: reason.to_string(),
+        };
         let stranded = self.matcher.take_posted_from(peer);
         for (id, request) in self.requests.iter_mut() {
             let involved = match &request.kind {
                 RequestKind::Send { peer: to, .. } => *to == peer,
-                RequestKind::Receive { state: ReceiveState::AwaitingData { source, .. }, .. } => *source == peer,
+                RequestKind::Receive {
+                    state: ReceiveState::AwaitingData { source, .. },
+                    ..
+                } => *source == peer,
                 RequestKind::Receive { .. } => stranded.contains(id),
             };
             if involved && request.outcome.is_none() {
@@ -584,13 +825,19 @@ impl Engine {
 
     fn check_arrival(&mut self, peer: i32, header: &Header) -> Result<(), Error> {
         if header.source != peer {
-            return Err(Error::Protocol { peer, detail: format!("frame claims to come from rank {}", header.source) });
+            return Err(Error::Protocol {
+                peer,
+                detail: format!("frame claims to come from rank {}", header.source),
+            });
         }
         let p = &mut self.peers[peer as usize];
         if header.sequence != p.next_receive_sequence {
             return Err(Error::Protocol {
                 peer,
-                detail: format!("frame sequence {} where {} was due", header.sequence, p.next_receive_sequence),
+                detail: format!(
+                    "frame sequence {} where {} was due",
+                    header.sequence, p.next_receive_sequence
+                ),
             });
         }
         p.next_receive_sequence += 1;
@@ -599,25 +846,52 @@ impl Engine {
 
     fn push_unexpected(&mut self, message: UnexpectedMessage) {
         self.stats.unexpected_bytes += message.held_bytes();
-        self.stats.unexpected_bytes_max = self.stats.unexpected_bytes_max.max(self.stats.unexpected_bytes);
+        self.stats.unexpected_bytes_max = self
+            .stats
+            .unexpected_bytes_max
+            .max(self.stats.unexpected_bytes);
         self.matcher.push_unexpected(message);
-        self.stats.unexpected_messages_max = self.stats.unexpected_messages_max.max(self.matcher.unexpected_len());
+        self.stats.unexpected_messages_max = self
+            .stats
+            .unexpected_messages_max
+            .max(self.matcher.unexpected_len());
     }
 
     /// A matched message meets receive `id`.
     fn deliver(&mut self, id: RequestId, message: UnexpectedMessage) {
-        let UnexpectedMessage { context, source, tag, length, body } = message;
+        let UnexpectedMessage {
+            context,
+            source,
+            tag,
+            length,
+            body,
+        } = message;
         match body {
-            UnexpectedBody::Eager { data, sync_request } => {
-                self.deliver_eager(id, Arrival { source, tag, length, sync_request }, &data)
-            }
+            UnexpectedBody::Eager { data, sync_request } => self.deliver_eager(
+                id,
+                Arrival {
+                    source,
+                    tag,
+                    length,
+                    sync_request,
+                },
+                &data,
+            ),
             UnexpectedBody::Rendezvous { sender_request } => {
-                let Some(Request { kind: RequestKind::Receive { buffer, state }, .. }) = self.requests.get_mut(&id)
+                let Some(Request {
+                    kind: RequestKind::Receive { buffer, state },
+                    ..
+                }) = self.requests.get_mut(&id)
                 else {
                     return;
                 };
                 let expected = length.min(buffer.len);
-                *state = ReceiveState::AwaitingData { source, tag, message_bytes: length, expected };
+                *state = ReceiveState::AwaitingData {
+                    source,
+                    tag,
+                    message_bytes: length,
+                    expected,
+                };
                 let mut cts = Header::new(FrameKind::ClearToSend, self.rank);
                 cts.context = context;
                 cts.tag = tag;
@@ -632,12 +906,22 @@ impl Engine {
     /// Copies an eager message into receive `id`, acknowledges a synchronous
     /// one and returns credit.
     fn deliver_eager(&mut self, id: RequestId, arrived: Arrival, payload: &[u8]) {
-        if let Some(Request { kind: RequestKind::Receive { buffer, .. }, outcome }) = self.requests.get_mut(&id) {
+        if let Some(Request {
+            kind: RequestKind::Receive { buffer, .. },
+            outcome,
+        }) = self.requests.get_mut(&id)
+        {
             let copied = payload.len().min(buffer.len);
             // SAFETY: the receive's buffer is valid and unaliased for
             // `buffer.len` bytes until the request completes (now).
             unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), buffer.ptr, copied) };
-            *outcome = Some(receive_outcome(arrived.source, arrived.tag, arrived.length, buffer.len, copied));
+            *outcome = Some(receive_outcome(
+                arrived.source,
+                arrived.tag,
+                arrived.length,
+                buffer.len,
+                copied,
+            ));
         }
         if let Some(sender_request) = arrived.sync_request {
             let mut ack = Header::new(FrameKind::SyncAck, self.rank);
@@ -670,11 +954,27 @@ struct Arrival {
     sync_request: Option<u64>,
 }
 
-fn receive_outcome(source: i32, tag: i32, message_bytes: usize, buffer_bytes: usize, received: usize) -> Result<Status, Error> {
+fn receive_outcome(
+    source: i32,
+    tag: i32,
+    message_bytes: usize,
+    buffer_bytes: usize,
+    received: usize,
+) -> Result<Status, Error> {
     if message_bytes > buffer_bytes {
-        Err(Error::Truncate { sender: source, tag, message_bytes, buffer_bytes })
+        Err(Error::Truncate {
+            sender: source,
+            tag,
+            message_bytes,
+            buffer_bytes,
+        })
     } else {
-        Ok(Status { source, tag, bytes: received, cancelled: false })
+        Ok(Status {
+            source,
+            tag,
+            bytes: received,
+            cancelled: false,
+        })
     }
 }
 

@@ -65,22 +65,37 @@ impl Handshake {
 
     /// Checks a received handshake against this job. Compares the token in
     /// constant time so a stranger cannot learn it byte by byte.
-    pub fn verify(bytes: &[u8; HANDSHAKE_LEN], token: &Token, size: i32) -> Result<Handshake, HandshakeError> {
+    pub fn verify(
+        bytes: &[u8; HANDSHAKE_LEN],
+        token: &Token,
+        size: i32,
+    ) -> Result<Handshake, HandshakeError> {
         if bytes[..8] != MAGIC {
             return Err(HandshakeError::BadMagic);
         }
-        let difference = bytes[8..24].iter().zip(token).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let difference = bytes[8..24]
+            .iter()
+            .zip(token)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if difference != 0 {
             return Err(HandshakeError::WrongToken);
         }
         let rank = i32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
         let claimed_size = i32::from_le_bytes([bytes[28], bytes[29], bytes[30], bytes[31]]);
         if claimed_size != size || !(0..size).contains(&rank) {
-            return Err(HandshakeError::BadRank { rank, size: claimed_size, expected_size: size });
+            return Err(HandshakeError::BadRank {
+                rank,
+                size: claimed_size,
+                expected_size: size,
+            });
         }
         let mut t = [0; TOKEN_LEN];
         t.copy_from_slice(&bytes[8..24]);
-        Ok(Handshake { token: t, rank, size })
+        Ok(Handshake {
+            token: t,
+            rank,
+            size,
+        })
     }
 }
 
@@ -93,22 +108,47 @@ mod tests {
 
     #[test]
     fn good_handshake_verifies() {
-        let h = Handshake { token: TOKEN, rank: 2, size: 4 };
+        let h = Handshake {
+            token: TOKEN,
+            rank: 2,
+            size: 4,
+        };
         assert_eq!(Handshake::verify(&h.encode(), &TOKEN, 4), Ok(h));
     }
 
     #[test]
     fn strangers_are_refused() {
-        let h = Handshake { token: TOKEN, rank: 2, size: 4 };
+        let h = Handshake {
+            token: TOKEN,
+            rank: 2,
+            size: 4,
+        };
         let mut wrong_token = h.encode();
         wrong_token[10] ^= 1;
-        assert_eq!(Handshake::verify(&wrong_token, &TOKEN, 4), Err(HandshakeError::WrongToken));
+        assert_eq!(
+            Handshake::verify(&wrong_token, &TOKEN, 4),
+            Err(HandshakeError::WrongToken)
+        );
         let mut bad_magic = h.encode();
         bad_magic[0] = b'X';
-        assert_eq!(Handshake::verify(&bad_magic, &TOKEN, 4), Err(HandshakeError::BadMagic));
-        let out_of_range = Handshake { token: TOKEN, rank: 4, size: 4 };
-        assert!(matches!(Handshake::verify(&out_of_range.encode(), &TOKEN, 4), Err(HandshakeError::BadRank { .. })));
-        let negative = Handshake { token: TOKEN, rank: -1, size: 4 };
+        assert_eq!(
+            Handshake::verify(&bad_magic, &TOKEN, 4),
+            Err(HandshakeError::BadMagic)
+        );
+        let out_of_range = Handshake {
+            token: TOKEN,
+            rank: 4,
+            size: 4,
+        };
+        assert!(matches!(
+            Handshake::verify(&out_of_range.encode(), &TOKEN, 4),
+            Err(HandshakeError::BadRank { .. })
+        ));
+        let negative = Handshake {
+            token: TOKEN,
+            rank: -1,
+            size: 4,
+        };
         assert!(Handshake::verify(&negative.encode(), &TOKEN, 4).is_err());
     }
 

@@ -57,7 +57,17 @@ pub enum FrameKind {
 impl FrameKind {
     fn from_wire(byte: u8) -> Option<FrameKind> {
         use FrameKind::*;
-        [Eager, RequestToSend, ClearToSend, Data, SyncAck, Credit, Fin].into_iter().find(|k| *k as u8 == byte)
+        [
+            Eager,
+            RequestToSend,
+            ClearToSend,
+            Data,
+            SyncAck,
+            Credit,
+            Fin,
+        ]
+        .into_iter()
+        .find(|k| *k as u8 == byte)
     }
 
     /// Whether `length` payload bytes follow the header.
@@ -107,7 +117,9 @@ pub enum WireError {
         limit: u64,
     },
     /// A frame whose source is not the rank that opened the connection.
-    #[error("frame claims to come from rank {claimed}, but the connection belongs to rank {actual}")]
+    #[error(
+        "frame claims to come from rank {claimed}, but the connection belongs to rank {actual}"
+    )]
     WrongSource {
         /// What the header claimed.
         claimed: i32,
@@ -201,7 +213,10 @@ impl Header {
             receiver_request: u64_at(40),
         };
         if kind == FrameKind::Eager && header.length > max_payload {
-            return Err(WireError::Oversized { claimed: header.length, limit: max_payload });
+            return Err(WireError::Oversized {
+                claimed: header.length,
+                limit: max_payload,
+            });
         }
         Ok(Some(header))
     }
@@ -263,10 +278,16 @@ mod tests {
         assert_eq!(Header::decode(&bytes, 100), Err(WireError::UnknownKind(0)));
         let mut bytes = sample().to_bytes();
         bytes[1] = 0x80;
-        assert!(matches!(Header::decode(&bytes, 100), Err(WireError::UnknownFlags(_))));
+        assert!(matches!(
+            Header::decode(&bytes, 100),
+            Err(WireError::UnknownFlags(_))
+        ));
         let mut bytes = sample().to_bytes();
         bytes[3] = 1;
-        assert!(matches!(Header::decode(&bytes, 100), Err(WireError::UnknownFlags(_))));
+        assert!(matches!(
+            Header::decode(&bytes, 100),
+            Err(WireError::UnknownFlags(_))
+        ));
     }
 
     #[test]
@@ -275,11 +296,20 @@ mod tests {
         h.length = 1 << 63;
         assert_eq!(
             Header::decode(&h.to_bytes(), 65536),
-            Err(WireError::Oversized { claimed: 1 << 63, limit: 65536 })
+            Err(WireError::Oversized {
+                claimed: 1 << 63,
+                limit: 65536
+            })
         );
         // Control frames carry no payload whatever `length` says.
         h.kind = FrameKind::Credit;
-        assert_eq!(Header::decode(&h.to_bytes(), 65536).unwrap().unwrap().payload_len(), 0);
+        assert_eq!(
+            Header::decode(&h.to_bytes(), 65536)
+                .unwrap()
+                .unwrap()
+                .payload_len(),
+            0
+        );
     }
 
     proptest! {

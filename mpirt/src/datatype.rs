@@ -1,0 +1,194 @@
+//! Datatypes (MPI 4.1 chapter 5): which Rust types travel as messages, and
+//! buffers of them.
+//!
+//! A type is [`Equivalence`] when its bytes can be sent as they sit in
+//! memory: the primitive numeric types, `bool`, and arrays of them. Payload
+//! travels in the sender's byte order; every host mpirt runs on today is
+//! little-endian (the wire header's `FLAG_BIG_ENDIAN` marks the exception).
+
+use std::mem::size_of;
+
+/// The description of an element type: its size and name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatatypeRef {
+    size: usize,
+    name: &'static str,
+}
+
+impl DatatypeRef {
+    /// Bytes per element.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The Rust type's name, for messages.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// Something that describes an element type (rsmpi's `Datatype`).
+pub trait Datatype {
+    /// Bytes per element.
+    fn size_in_bytes(&self) -> usize;
+}
+
+impl Datatype for DatatypeRef {
+    fn size_in_bytes(&self) -> usize {
+        self.size
+    }
+}
+
+/// A type whose values can be sent as their bytes (MPI's predefined
+/// datatypes; rsmpi's `Equivalence`).
+///
+/// # Safety
+/// Implementors must be plain data: every bit pattern of the right size that
+/// a sender of the same type produced is a valid value, and the type has no
+/// padding bytes, pointers or drop glue.
+pub unsafe trait Equivalence: Copy + Send + Sync + 'static {
+    /// The datatype describing `Self`.
+    fn equivalent_datatype() -> DatatypeRef;
+}
+
+macro_rules! equivalent {
+    ($($t:ty),*) => {$(
+        // SAFETY: a primitive with no padding and no invalid bit patterns
+        // among those a sender of the same type produces.
+        unsafe impl Equivalence for $t {
+            fn equivalent_datatype() -> DatatypeRef {
+                DatatypeRef { size: size_of::<$t>(), name: stringify!($t) }
+            }
+        }
+    )*};
+}
+
+equivalent!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char);
+
+// SAFETY: an array of plain data is plain data, with no padding between
+// elements.
+unsafe impl<T: Equivalence, const N: usize> Equivalence for [T; N] {
+    fn equivalent_datatype() -> DatatypeRef {
+        DatatypeRef {
+            size: size_of::<[T; N]>(),
+            name: "array",
+        }
+    }
+}
+
+/// Something to send from: a value, a slice, a `Vec` or an array of an
+/// [`Equivalence`] type.
+///
+/// # Safety
+/// `as_bytes` must cover exactly the buffer's elements.
+pub unsafe trait Buffer {
+    /// The element type.
+    fn datatype(&self) -> DatatypeRef;
+    /// The bytes to send.
+    fn as_bytes(&self) -> &[u8];
+}
+
+/// Something to receive into.
+///
+/// # Safety
+/// `as_bytes_mut` must cover exactly the buffer's elements, and any bytes
+/// written there by a sender of the same element type must leave valid
+/// values.
+pub unsafe trait BufferMut {
+    /// The element type.
+    fn datatype(&self) -> DatatypeRef;
+    /// The bytes to receive into.
+    fn as_bytes_mut(&mut self) -> &mut [u8];
+}
+
+fn bytes_of<T: Equivalence>(elements: &[T]) -> &[u8] {
+    // SAFETY: T is plain data (Equivalence), so its memory is initialized
+    // bytes; the slice covers exactly the elements.
+    unsafe { std::slice::from_raw_parts(elements.as_ptr().cast(), std::mem::size_of_val(elements)) }
+}
+
+fn bytes_of_mut<T: Equivalence>(elements: &mut [T]) -> &mut [u8] {
+    // SAFETY: as above; every byte pattern a sender of T wrote is a valid T.
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            elements.as_mut_ptr().cast(),
+            std::mem::size_of_val(elements),
+        )
+    }
+}
+
+// SAFETY: one element, its own bytes.
+unsafe impl<T: Equivalence> Buffer for T {
+    fn datatype(&self) -> DatatypeRef {
+        T::equivalent_datatype()
+    }
+    fn as_bytes(&self) -> &[u8] {
+        bytes_of(std::slice::from_ref(self))
+    }
+}
+
+// SAFETY: one element, its own bytes.
+unsafe impl<T: Equivalence> BufferMut for T {
+    fn datatype(&self) -> DatatypeRef {
+        T::equivalent_datatype()
+    }
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        bytes_of_mut(std::slice::from_mut(self))
+    }
+}
+
+// SAFETY: the slice's elements, contiguous.
+unsafe impl<T: Equivalence> Buffer for [T] {
+    fn datatype(&self) -> DatatypeRef {
+        T::equivalent_datatype()
+    }
+    fn as_bytes(&self) -> &[u8] {
+        bytes_of(self)
+    }
+}
+
+// SAFETY: the slice's elements, contiguous.
+unsafe impl<T: Equivalence> BufferMut for [T] {
+    fn datatype(&self) -> DatatypeRef {
+        T::equivalent_datatype()
+    }
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        bytes_of_mut(self)
+    }
+}
+
+// SAFETY: the vector's elements, contiguous.
+unsafe impl<T: Equivalence> Buffer for Vec<T> {
+    fn datatype(&self) -> DatatypeRef {
+        T::equivalent_datatype()
+    }
+    fn as_bytes(&self) -> &[u8] {
+        bytes_of(self)
+    }
+}
+
+// SAFETY: the vector's elements, contiguous.
+unsafe impl<T: Equivalence> BufferMut for Vec<T> {
+    fn datatype(&self) -> DatatypeRef {
+        T::equivalent_datatype()
+    }
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        bytes_of_mut(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_expose_their_bytes() {
+        assert_eq!(7u32.as_bytes(), &7u32.to_ne_bytes());
+        assert_eq!([1u16, 2].as_bytes().len(), 4);
+        assert_eq!(vec![1.5f64; 3].as_bytes().len(), 24);
+        assert_eq!(<[u8; 5]>::equivalent_datatype().size(), 5);
+        let mut v = vec![0i32; 2];
+        v.as_bytes_mut().copy_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(v, [1, 2]);
+    }
+}

@@ -1,0 +1,400 @@
+//! Start-up and shutdown (MPI 4.1 chapter 11): [`initialize`] wires this
+//! rank to the others, and dropping the [`Universe`] finalizes.
+//!
+//! Start-up: read rank and size from the process manager, listen on
+//! loopback (or `MPIRT_BIND_ADDR`), publish a business card through PMI
+//! (`put`, then a fence), read the others' cards, and connect to every
+//! lower rank (the fixed rule: the higher rank connects). Higher ranks'
+//! connections are admitted as they arrive.
+//!
+//! Shutdown: wait for every send of this rank to complete, say `Fin` to each
+//! peer, keep serving peers until each has said `Fin` too, then close. A rank
+//! that returns from `main` early therefore still delivers what it sent and
+//! still answers rendezvous requests for data its peers need.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::bootstrap::{pmi, Bootstrap};
+use crate::engine::{Limits, RequestId, Status as EngineStatus};
+use crate::error::{Error, Operation};
+use crate::progress::{Progress, WaitPolicy, Wiring};
+use crate::topology::SimpleCommunicator;
+use crate::transport::tcp;
+use crate::wire::handshake::{Handshake, Token, TOKEN_LEN};
+
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+/// The state of this rank's runtime, shared by every communicator.
+pub(crate) struct Runtime {
+    pub(crate) rank: i32,
+    pub(crate) size: i32,
+    pub(crate) progress: Progress,
+    bootstrap: Mutex<Bootstrap>,
+    finalized: AtomicBool,
+}
+
+/// The MPI environment (rsmpi's `Universe`). Dropping it finalizes.
+pub struct Universe {
+    runtime: Arc<Runtime>,
+}
+
+/// What the environment variables set (`mpirun` flags set them too).
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    limits: Limits,
+}
+
+fn parse_size(name: &str, text: &str) -> Result<usize, Error> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(Error::Bootstrap(format!(
+                "{name}={text:?}: unknown unit (use bytes, K, M or G)"
+            )))
+        }
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| Error::Bootstrap(format!("{name}={text:?} is not a size")))
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings, Error> {
+        let mut limits = Limits::default();
+        if let Ok(v) = std::env::var("MPIRT_EAGER_LIMIT") {
+            limits.eager_limit = parse_size("MPIRT_EAGER_LIMIT", &v)?;
+        }
+        if let Ok(v) = std::env::var("MPIRT_REMOTE_BUFFER") {
+            limits.remote_buffer = parse_size("MPIRT_REMOTE_BUFFER", &v)?;
+        }
+        let minimum = limits.eager_limit + crate::wire::HEADER_LEN;
+        if limits.remote_buffer < minimum {
+            return Err(Error::Bootstrap(format!(
+                "MPIRT_REMOTE_BUFFER ({}) must hold at least one eager message: eager limit + {} = {minimum} bytes",
+                limits.remote_buffer,
+                crate::wire::HEADER_LEN
+            )));
+        }
+        match std::env::var("MPIRT_TRANSPORT").as_deref() {
+            Err(_) | Ok("") | Ok("auto") | Ok("tcp") => {}
+            Ok("shm") => return Err(Error::Bootstrap(
+                "MPIRT_TRANSPORT=shm: the shared-memory transport is not available yet; use tcp"
+                    .into(),
+            )),
+            Ok(other) => {
+                return Err(Error::Bootstrap(format!(
+                    "MPIRT_TRANSPORT={other:?}: use tcp, shm or auto"
+                )))
+            }
+        }
+        Ok(Settings { limits })
+    }
+}
+
+/// A rank's business card: how to reach it, published through PMI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Card {
+    node: String,
+    address: SocketAddr,
+    pid: u32,
+}
+
+impl Card {
+    fn encode(&self) -> String {
+        pmi::hex_encode(
+            format!("node={};tcp={};pid={}", self.node, self.address, self.pid).as_bytes(),
+        )
+    }
+
+    fn decode(text: &str) -> Option<Card> {
+        let plain = String::from_utf8(pmi::hex_decode(text)?).ok()?;
+        let mut node = None;
+        let mut address = None;
+        let mut pid = None;
+        for field in plain.split(';') {
+            match field.split_once('=')? {
+                ("node", v) => node = Some(v.to_string()),
+                ("tcp", v) => address = v.parse().ok(),
+                ("pid", v) => pid = v.parse().ok(),
+                _ => {}
+            }
+        }
+        Some(Card {
+            node: node?,
+            address: address?,
+            pid: pid?,
+        })
+    }
+}
+
+/// This host's identity: the same for every process of one machine and
+/// network namespace (`MPIRT_NODE_ID` overrides it).
+fn node_identity() -> String {
+    if let Ok(id) = std::env::var("MPIRT_NODE_ID") {
+        return id.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    }
+    let mut hasher = DefaultHasher::new();
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    processor_name().hash(&mut hasher);
+    std::fs::read_link("/proc/self/ns/net")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+fn random_token() -> Result<Token, Error> {
+    let mut token = [0u8; TOKEN_LEN];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut token))
+        .map_err(|e| {
+            Error::Bootstrap(format!("cannot read /dev/urandom for the job token: {e}"))
+        })?;
+    Ok(token)
+}
+
+fn bind_address() -> Result<SocketAddr, Error> {
+    match std::env::var("MPIRT_BIND_ADDR") {
+        Ok(text) => text
+            .parse::<IpAddr>()
+            .map(|ip| SocketAddr::new(ip, 0))
+            .map_err(|_| {
+                Error::Bootstrap(format!("MPIRT_BIND_ADDR={text:?} is not an IP address"))
+            }),
+        Err(_) => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
+    }
+}
+
+impl Runtime {
+    fn start() -> Result<Runtime, Error> {
+        let settings = Settings::from_env()?;
+        let mut bootstrap = Bootstrap::from_env()?;
+        let (rank, size) = (bootstrap.rank(), bootstrap.size());
+        let mut wiring = Wiring {
+            listener: None,
+            connected: Vec::new(),
+            job_token: [0; TOKEN_LEN],
+        };
+        let mut ranks_on_host = 1;
+        if size > 1 {
+            let listener = tcp::listen(bind_address()?)
+                .map_err(|e| Error::Bootstrap(format!("cannot listen: {e}")))?;
+            let address = listener.local_addr()?;
+            let me = Card {
+                node: node_identity(),
+                address,
+                pid: std::process::id(),
+            };
+            if rank == 0 {
+                bootstrap.put("mpirt-token", &pmi::hex_encode(&random_token()?))?;
+            }
+            bootstrap.put(&format!("mpirt-card-{rank}"), &me.encode())?;
+            bootstrap.fence()?;
+            let token_text = bootstrap.get("mpirt-token")?;
+            let token = pmi::hex_decode(&token_text)
+                .and_then(|t| Token::try_from(t.as_slice()).ok())
+                .ok_or_else(|| {
+                    Error::Bootstrap("the job token published by rank 0 is malformed".into())
+                })?;
+            let mut cards = Vec::with_capacity(size as usize);
+            for peer in 0..size {
+                let text = bootstrap.get(&format!("mpirt-card-{peer}"))?;
+                cards.push(Card::decode(&text).ok_or_else(|| {
+                    Error::Bootstrap(format!("rank {peer}'s business card is malformed"))
+                })?);
+            }
+            ranks_on_host = cards.iter().filter(|c| c.node == me.node).count();
+            let handshake = Handshake { token, rank, size }.encode();
+            for (peer, card) in cards.iter().enumerate().take(rank as usize) {
+                let connect = || -> std::io::Result<std::net::TcpStream> {
+                    let mut stream = std::net::TcpStream::connect(card.address)?;
+                    stream.write_all(&handshake)?;
+                    Ok(stream)
+                };
+                let stream = connect().map_err(|e| Error::PeerLost {
+                    peer: peer as i32,
+                    reason: format!("cannot connect to {}: {e}", card.address),
+                })?;
+                wiring.connected.push((peer as i32, stream));
+            }
+            wiring.listener = Some(listener);
+            wiring.job_token = token;
+        }
+        let progress = Progress::new(
+            rank,
+            size,
+            settings.limits,
+            wiring,
+            WaitPolicy::for_host(ranks_on_host),
+        )?;
+        Ok(Runtime {
+            rank,
+            size,
+            progress,
+            bootstrap: Mutex::new(bootstrap),
+            finalized: AtomicBool::new(false),
+        })
+    }
+
+    /// Waits for request `id` and returns its outcome.
+    pub(crate) fn wait(&self, id: RequestId) -> Result<EngineStatus, Error> {
+        self.progress
+            .wait_for(|state| state.engine.take_outcome(id))
+    }
+
+    /// Fails if the universe is gone.
+    pub(crate) fn check_live(&self) -> Result<(), Error> {
+        if self.finalized.load(Ordering::Acquire) {
+            Err(Error::Finalized)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// MPI's default error handler: print one line naming this rank, the
+    /// operation and the error, and end the whole job.
+    pub(crate) fn fatal(&self, operation: Operation<'_>, error: Error) -> ! {
+        let message = format!("mpirt: rank {}: {operation}: {error}", self.rank);
+        eprintln!("{message}");
+        self.abort(1, &message)
+    }
+
+    /// Ends the whole job with `code` (MPI_Abort).
+    pub(crate) fn abort(&self, code: i32, message: &str) -> ! {
+        let _ = std::io::stdout().flush();
+        self.bootstrap.lock().abort(code, message);
+        std::process::exit(code)
+    }
+
+    fn finalize(&self) {
+        if self.finalized.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.progress
+            .wait_for(|state| (state.engine.pending_sends() == 0).then_some(()));
+        self.progress
+            .with_state(|state| state.engine.start_finalize());
+        self.progress
+            .wait_for(|state| state.engine.finalize_done().then_some(()));
+        self.progress.lock().close_all();
+        if let Err(e) = self.bootstrap.lock().finalize() {
+            eprintln!("mpirt: rank {}: finalize: {e}", self.rank);
+        }
+    }
+}
+
+/// Initializes mpirt (MPI_Init, MPI 4.1 §11.2.1). Returns `None` if it was
+/// initialized before in this process. Ends the process with a message if
+/// the process manager cannot be reached; [`try_initialize`] returns the
+/// error instead.
+pub fn initialize() -> Option<Universe> {
+    match try_initialize() {
+        Ok(universe) => Some(universe),
+        Err(Error::Finalized) => None,
+        Err(e) => {
+            eprintln!("mpirt: initialize failed: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// [`initialize`], returning errors. Initializing twice gives
+/// `Error::Finalized`.
+pub fn try_initialize() -> Result<Universe, Error> {
+    if INITIALIZED.swap(true, Ordering::AcqRel) {
+        return Err(Error::Finalized);
+    }
+    let _ = start_time();
+    Ok(Universe {
+        runtime: Arc::new(Runtime::start()?),
+    })
+}
+
+impl Universe {
+    /// The communicator of every rank of the job (MPI_COMM_WORLD).
+    pub fn world(&self) -> SimpleCommunicator {
+        SimpleCommunicator::world(self.runtime.clone())
+    }
+}
+
+impl Drop for Universe {
+    /// Finalizes (MPI_Finalize, MPI 4.1 §11.2.2): delivers everything this
+    /// rank sent, then closes its connections.
+    fn drop(&mut self) {
+        self.runtime.finalize();
+    }
+}
+
+fn start_time() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// Seconds since an arbitrary moment fixed for the process (MPI_Wtime,
+/// MPI 4.1 §11.6).
+pub fn time() -> f64 {
+    start_time().elapsed().as_secs_f64()
+}
+
+/// The resolution of [`time`] in seconds (MPI_Wtick).
+pub fn time_resolution() -> f64 {
+    1e-9
+}
+
+/// This host's name (MPI_Get_processor_name, MPI 4.1 §9.1).
+pub fn processor_name() -> String {
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into our buffer.
+    let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    String::from_utf8_lossy(&name[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cards_round_trip_and_reject_junk() {
+        let card = Card {
+            node: "abc".into(),
+            address: "127.0.0.1:4000".parse().unwrap(),
+            pid: 42,
+        };
+        assert_eq!(Card::decode(&card.encode()), Some(card));
+        assert_eq!(Card::decode("zz"), None);
+        assert_eq!(Card::decode(&pmi::hex_encode(b"node=a;pid=1")), None);
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("X", "65536").unwrap(), 65536);
+        assert_eq!(parse_size("X", "64K").unwrap(), 65536);
+        assert_eq!(parse_size("X", "4MiB").unwrap(), 4 << 20);
+        assert!(parse_size("X", "4 parsecs").is_err());
+        assert!(parse_size("X", "99999999999999999999G").is_err());
+    }
+}

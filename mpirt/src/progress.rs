@@ -1,0 +1,415 @@
+//! Progress: the one place that touches both the engine and the transports.
+//! It pumps frames between them and decides how a waiting call waits.
+//!
+//! There is no background thread: calls make progress, as in MPICH and Open
+//! MPI. A wait spins (polling without blocking) while this host's ranks fit
+//! its cores, then yields, then blocks in the kernel on socket readiness.
+//! The engine lock is never held while blocked: the poller has a lock of its
+//! own, and a thread that finds it taken leaves socket polling to its holder
+//! (which wakes through [`mio::Waker`] when another thread changed the
+//! state), so several threads of one rank can communicate at once.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::engine::{Engine, Limits};
+use crate::transport::tcp::{self, Admission, Stranger, TcpConnection};
+use crate::transport::{Link, LinkError};
+use crate::wire::handshake::Token as JobToken;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// Tokens from here up name strangers (connections before their handshake).
+const STRANGERS: usize = 1 << 40;
+
+/// How long a waiting call spins, then yields, before it blocks.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitPolicy {
+    /// Poll without giving up the CPU for this long.
+    pub spin: Duration,
+    /// Then poll and yield the CPU for this long.
+    pub yield_for: Duration,
+    /// Then block in the kernel for at most this long at a time.
+    pub block: Duration,
+}
+
+impl WaitPolicy {
+    /// Spinning pays only while every rank of the host has a core: with more
+    /// ranks than cores a spinning rank can hold a core a peer needs for a
+    /// whole time slice.
+    pub fn for_host(ranks_on_host: usize) -> WaitPolicy {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let oversubscribed = ranks_on_host > cores;
+        WaitPolicy {
+            spin: if oversubscribed {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(300)
+            },
+            yield_for: if oversubscribed {
+                Duration::from_micros(200)
+            } else {
+                Duration::from_millis(2)
+            },
+            block: Duration::from_millis(50),
+        }
+    }
+}
+
+/// The engine and the links, under one lock.
+pub struct State {
+    /// The protocol engine.
+    pub engine: Engine,
+    links: Vec<Link>,
+    listener: Option<TcpListener>,
+    strangers: Vec<(usize, Stranger)>,
+    next_stranger: usize,
+    registry: Registry,
+    job_token: JobToken,
+    rank: i32,
+    size: i32,
+}
+
+struct Poller {
+    poll: Poll,
+    events: Events,
+}
+
+/// A rank's progress engine: state, poller and waiting policy.
+pub struct Progress {
+    state: Mutex<State>,
+    poller: Mutex<Poller>,
+    waker: Waker,
+    /// A thread is blocked in the poller (so others must wake it).
+    blocked: AtomicBool,
+    /// Signalled after every pump by the thread that polled, for threads
+    /// that found the poller busy.
+    pumped: Condvar,
+    pumped_lock: Mutex<()>,
+    policy: WaitPolicy,
+}
+
+/// Where this rank listens and whom it connects to at start.
+pub struct Wiring {
+    /// The bound listener (none for a singleton).
+    pub listener: Option<TcpListener>,
+    /// Connected streams to lower ranks, handshake already written.
+    pub connected: Vec<(i32, std::net::TcpStream)>,
+    /// The job's token.
+    pub job_token: JobToken,
+}
+
+impl Progress {
+    /// Sets up progress for `rank` of `size` with the connections made so far.
+    pub fn new(
+        rank: i32,
+        size: i32,
+        limits: Limits,
+        wiring: Wiring,
+        policy: WaitPolicy,
+    ) -> io::Result<Progress> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let mut links: Vec<Link> = (0..size).map(|_| Link::Pending).collect();
+        links[rank as usize] = Link::Loopback;
+        let mut listener = wiring.listener;
+        if let Some(l) = &mut listener {
+            registry.register(l, LISTENER, Interest::READABLE)?;
+        }
+        for (peer, stream) in wiring.connected {
+            stream.set_nonblocking(true)?;
+            let mut stream = mio::net::TcpStream::from_std(stream);
+            tcp::configure(&stream)?;
+            registry.register(
+                &mut stream,
+                Token(peer as usize),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            links[peer as usize] =
+                Link::Tcp(TcpConnection::new(stream, Vec::new(), limits.remote_buffer));
+        }
+        let state = State {
+            engine: Engine::new(rank, size, limits),
+            links,
+            listener,
+            strangers: Vec::new(),
+            next_stranger: STRANGERS,
+            registry,
+            job_token: wiring.job_token,
+            rank,
+            size,
+        };
+        Ok(Progress {
+            state: Mutex::new(state),
+            poller: Mutex::new(Poller {
+                poll,
+                events: Events::with_capacity(256),
+            }),
+            waker,
+            blocked: AtomicBool::new(false),
+            pumped: Condvar::new(),
+            pumped_lock: Mutex::new(()),
+            policy,
+        })
+    }
+
+    /// Runs `f` on the state, then pushes out whatever it queued.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut state = self.state.lock();
+        let result = f(&mut state);
+        state.pump();
+        drop(state);
+        if self.blocked.load(Ordering::Acquire) {
+            // Someone sleeps in the poller and may wait for what we did.
+            let _ = self.waker.wake();
+        }
+        result
+    }
+
+    /// Makes progress until `done` says so; returns its value.
+    pub fn wait_for<R>(&self, mut done: impl FnMut(&mut State) -> Option<R>) -> R {
+        let mut idle_since = Instant::now();
+        loop {
+            {
+                let mut state = self.state.lock();
+                state.pump();
+                if let Some(r) = done(&mut state) {
+                    return r;
+                }
+            }
+            let idle = idle_since.elapsed();
+            let timeout = if idle < self.policy.spin {
+                Duration::ZERO
+            } else if idle < self.policy.spin + self.policy.yield_for {
+                std::thread::yield_now();
+                Duration::ZERO
+            } else {
+                self.policy.block
+            };
+            if self.poll_events(timeout) {
+                idle_since = Instant::now();
+            }
+        }
+    }
+
+    /// Polls sockets for up to `timeout` and applies what happened. Returns
+    /// whether anything did.
+    fn poll_events(&self, timeout: Duration) -> bool {
+        let Some(mut poller) = self.poller.try_lock() else {
+            // Another thread polls; wait for it to pump, briefly.
+            let mut guard = self.pumped_lock.lock();
+            if !timeout.is_zero() {
+                self.pumped.wait_for(&mut guard, Duration::from_millis(1));
+            }
+            return false;
+        };
+        let Poller { poll, events } = &mut *poller;
+        let blocking = !timeout.is_zero();
+        if blocking {
+            self.blocked.store(true, Ordering::Release);
+        }
+        let result = poll.poll(events, Some(timeout));
+        if blocking {
+            self.blocked.store(false, Ordering::Release);
+        }
+        if result.is_err() || events.is_empty() {
+            return false;
+        }
+        let mut state = self.state.lock();
+        for event in events.iter() {
+            state.apply_event(event);
+        }
+        drop(state);
+        drop(poller);
+        self.pumped.notify_all();
+        true
+    }
+
+    /// The state, locked.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+}
+
+impl State {
+    /// Writes and reads every link that can, until nothing moves.
+    pub fn pump(&mut self) {
+        for peer in 0..self.size {
+            let link = &mut self.links[peer as usize];
+            let result = link
+                .flush(peer, &mut self.engine)
+                .and_then(|_| link.receive(peer, &mut self.engine));
+            // Receiving may have queued answers (clear-to-send, acks).
+            let result = result.and_then(|_| link.flush(peer, &mut self.engine));
+            if let Err(e) = result {
+                self.close_link(peer, e);
+            }
+        }
+    }
+
+    fn close_link(&mut self, peer: i32, why: LinkError) {
+        if let Link::Tcp(c) = &mut self.links[peer as usize] {
+            let _ = self.registry.deregister(c.stream_mut());
+        }
+        self.links[peer as usize] = Link::Closed;
+        if let LinkError::Lost(reason) = why {
+            eprintln!(
+                "mpirt: rank {}: closed the connection to rank {peer}: {reason}",
+                self.rank
+            );
+            self.engine.handle_peer_lost(peer, &reason);
+        }
+    }
+
+    fn apply_event(&mut self, event: &mio::event::Event) {
+        match event.token() {
+            WAKER => {}
+            LISTENER => self.accept_all(),
+            Token(t) if t >= STRANGERS => self.admit(t),
+            Token(peer) => {
+                if let Some(Link::Tcp(c)) = self.links.get_mut(peer) {
+                    c.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+                    c.writable |= event.is_writable() || event.is_write_closed();
+                }
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, address)) => {
+                    if self.strangers.len() >= tcp::MAX_PENDING {
+                        eprintln!("mpirt: rank {}: refused a connection from {address}: too many unfinished handshakes", self.rank);
+                        continue;
+                    }
+                    let token = self.next_stranger;
+                    self.next_stranger += 1;
+                    if self
+                        .registry
+                        .register(&mut stream, Token(token), Interest::READABLE)
+                        .is_ok()
+                    {
+                        self.strangers.push((token, Stranger::new(stream, address)));
+                        self.admit(token);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("mpirt: rank {}: accept failed: {e}", self.rank);
+                    break;
+                }
+            }
+        }
+        // Strangers that stall are dropped when the next one knocks.
+        let now = Instant::now();
+        let rank = self.rank;
+        let registry = &self.registry;
+        self.strangers.retain_mut(|(_, s)| {
+            let keep = !s.expired(now);
+            if !keep {
+                eprintln!(
+                    "mpirt: rank {rank}: closed a connection from {}: no handshake within {:?}",
+                    s.address,
+                    tcp::HANDSHAKE_TIMEOUT
+                );
+                let _ = registry.deregister(&mut s.stream);
+            }
+            keep
+        });
+    }
+
+    fn admit(&mut self, token: usize) {
+        let Some(index) = self.strangers.iter().position(|(t, _)| *t == token) else {
+            return;
+        };
+        let verdict = self.strangers[index]
+            .1
+            .read_handshake(&self.job_token, self.size);
+        let refuse = |rank: i32, s: &mut Stranger, registry: &Registry, why: &str| {
+            eprintln!(
+                "mpirt: rank {rank}: refused a connection from {}: {why}",
+                s.address
+            );
+            let _ = registry.deregister(&mut s.stream);
+        };
+        match verdict {
+            Admission::Waiting => {}
+            Admission::Refused(why) => {
+                let (_, mut s) = self.strangers.swap_remove(index);
+                refuse(self.rank, &mut s, &self.registry, &why);
+            }
+            Admission::Admitted(peer) => {
+                let (_, mut s) = self.strangers.swap_remove(index);
+                // Only higher ranks connect to us, once each.
+                if peer <= self.rank || !matches!(self.links[peer as usize], Link::Pending) {
+                    refuse(
+                        self.rank,
+                        &mut s,
+                        &self.registry,
+                        &format!("rank {peer} may not connect here (again)"),
+                    );
+                    return;
+                }
+                let mut stream = s.stream;
+                let registered = tcp::configure(&stream).and_then(|_| {
+                    self.registry.reregister(
+                        &mut stream,
+                        Token(peer as usize),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                });
+                match registered {
+                    Ok(()) => {
+                        let remote_buffer = self.engine.limits().remote_buffer;
+                        self.links[peer as usize] =
+                            Link::Tcp(TcpConnection::new(stream, Vec::new(), remote_buffer));
+                    }
+                    Err(e) => eprintln!(
+                        "mpirt: rank {}: could not set up the connection from rank {peer}: {e}",
+                        self.rank
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Whether every peer's link is up or closed (none pending).
+    pub fn all_connected(&self) -> bool {
+        !self.links.iter().any(|l| matches!(l, Link::Pending))
+    }
+
+    /// Closes every link (after finalize).
+    pub fn close_all(&mut self) {
+        for peer in 0..self.size {
+            if let Link::Tcp(c) = &mut self.links[peer as usize] {
+                let _ = self.registry.deregister(c.stream_mut());
+            }
+            self.links[peer as usize] = Link::Closed;
+        }
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.registry.deregister(&mut l);
+        }
+    }
+
+    /// This rank.
+    pub fn rank(&self) -> i32 {
+        self.rank
+    }
+}
+
+/// The address a listener is bound to, for the business card.
+pub fn local_address(listener: &TcpListener) -> io::Result<SocketAddr> {
+    listener.local_addr()
+}
