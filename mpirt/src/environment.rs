@@ -337,6 +337,15 @@ impl Universe {
     }
 }
 
+impl Universe {
+    /// The TCP address this rank accepts its peers' connections on (none in
+    /// a job of one rank). For diagnostics and for tests that play a
+    /// stranger knocking at a rank's port.
+    pub fn listen_address(&self) -> Option<std::net::SocketAddr> {
+        self.runtime.progress.lock().listen_address()
+    }
+}
+
 impl Drop for Universe {
     /// Finalizes (MPI_Finalize, MPI 4.1 §11.2.2): delivers everything this
     /// rank sent, then closes its connections.

@@ -403,13 +403,13 @@ impl State {
         }
     }
 
+    /// The TCP address this rank listens on, if it listens.
+    pub fn listen_address(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// This rank.
     pub fn rank(&self) -> i32 {
         self.rank
     }
-}
-
-/// The address a listener is bound to, for the business card.
-pub fn local_address(listener: &TcpListener) -> io::Result<SocketAddr> {
-    listener.local_addr()
 }

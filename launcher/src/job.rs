@@ -1,0 +1,407 @@
+//! [`Job`]: what to run and how, as a builder; [`Job::run`] checks the
+//! request, starts every rank and the helper threads, and hands over to the
+//! `Supervisor` event loop on the calling thread until the job is over.
+//!
+//! The calling thread spawns the ranks and stays in the loop until they are
+//! reaped: ranks ask for SIGKILL when the thread that forked them exits (see
+//! [`crate::spawn`]), so a launcher that dies takes its ranks with it.
+
+use std::ffi::OsString;
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{self, Receiver, Sender};
+use mpirt::bootstrap::pmi::read_line;
+
+use crate::outcome::{LaunchError, Outcome};
+use crate::output::{for_each_line, forward_line, StreamKind};
+use crate::pmi_server::PmiServer;
+use crate::spawn::{resolve_program, signal_group, spawn_rank, RankCommand, SpawnedRank};
+use crate::supervisor::{Event, StartedRank, Supervisor};
+
+/// How long a reply to a rank may block before its connection is dropped (a
+/// rank that sends requests without reading replies must not stall the job).
+const PMI_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Which transport ranks are told to use, through `MPIRT_TRANSPORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Shared memory between ranks on one node, TCP otherwise.
+    Auto,
+    /// TCP only.
+    Tcp,
+    /// Shared memory only.
+    Shm,
+}
+
+impl Transport {
+    /// The value of `MPIRT_TRANSPORT`.
+    pub fn env_value(self) -> &'static str {
+        match self {
+            Transport::Auto => "auto",
+            Transport::Tcp => "tcp",
+            Transport::Shm => "shm",
+        }
+    }
+}
+
+/// Where ranks' stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// To this process's stdout and stderr, line by line.
+    Forward,
+    /// Kept, per rank, in [`Outcome::stdout`] and [`Outcome::stderr`].
+    Capture,
+}
+
+/// Cancels a running [`Job`] from another thread (or a signal handler
+/// thread): its ranks get SIGTERM, then SIGKILL, and the job's outcome is
+/// [`crate::Failure::Interrupted`]. Cancelling twice skips the grace period.
+#[derive(Debug, Clone)]
+pub struct CancelHandle {
+    events: Sender<Event>,
+}
+
+impl CancelHandle {
+    /// Asks the job to end because the launcher received `signal`.
+    pub fn cancel(&self, signal: i32) {
+        // If the job is over, nobody listens any more, and that is fine.
+        let _ = self.events.send(Event::Cancel { signal });
+    }
+}
+
+/// A job to launch: `ranks` copies of one program, each told its rank.
+///
+/// ```no_run
+/// use launcher::{Job, Output};
+/// use std::time::Duration;
+/// let outcome = Job::new("hostname").ranks(3).output(Output::Capture).timeout(Duration::from_secs(10)).run()?;
+/// assert!(outcome.success());
+/// assert_eq!(outcome.stdout.len(), 3);
+/// # Ok::<(), launcher::LaunchError>(())
+/// ```
+#[derive(Debug)]
+pub struct Job {
+    program: OsString,
+    ranks: usize,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    timeout: Option<Duration>,
+    tag_output: bool,
+    output: Output,
+    /// The sending half is cloned into cancel handles; the loop receives.
+    events: (Sender<Event>, Receiver<Event>),
+}
+
+impl Job {
+    /// A job running `program` (looked up in `PATH` if it has no `/`) as
+    /// one rank, forwarding its output, with no timeout.
+    pub fn new(program: impl Into<OsString>) -> Job {
+        Job {
+            program: program.into(),
+            ranks: 1,
+            args: Vec::new(),
+            env: Vec::new(),
+            timeout: None,
+            tag_output: false,
+            output: Output::Forward,
+            events: channel::unbounded(),
+        }
+    }
+
+    /// Runs `n` ranks.
+    pub fn ranks(mut self, n: usize) -> Job {
+        self.ranks = n;
+        self
+    }
+
+    /// Appends one argument for the program.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Job {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends arguments for the program.
+    pub fn args<I>(mut self, args: I) -> Job
+    where
+        I: IntoIterator,
+        I::Item: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for every rank (on top of this
+    /// process's environment, which ranks inherit).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Job {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Tells ranks which transport to use (`MPIRT_TRANSPORT`).
+    pub fn transport(self, transport: Transport) -> Job {
+        self.env("MPIRT_TRANSPORT", transport.env_value())
+    }
+
+    /// Tells ranks their eager limit in bytes (`MPIRT_EAGER_LIMIT`).
+    pub fn eager_limit(self, bytes: u64) -> Job {
+        self.env("MPIRT_EAGER_LIMIT", bytes.to_string())
+    }
+
+    /// Tells ranks their per-sender remote buffer in bytes
+    /// (`MPIRT_REMOTE_BUFFER`).
+    pub fn remote_buffer(self, bytes: u64) -> Job {
+        self.env("MPIRT_REMOTE_BUFFER", bytes.to_string())
+    }
+
+    /// Ends the job, killing its ranks, if it runs longer than `limit`.
+    pub fn timeout(mut self, limit: Duration) -> Job {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Prefixes each forwarded line with `[rank] `.
+    pub fn tag_output(mut self, yes: bool) -> Job {
+        self.tag_output = yes;
+        self
+    }
+
+    /// Forwards or captures ranks' output.
+    pub fn output(mut self, output: Output) -> Job {
+        self.output = output;
+        self
+    }
+
+    /// A handle that cancels this job while [`Job::run`] runs it.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            events: self.events.0.clone(),
+        }
+    }
+
+    /// Starts every rank and supervises the job until it is over. Bad
+    /// arguments are refused before any rank starts.
+    pub fn run(self) -> Result<Outcome, LaunchError> {
+        if self.ranks == 0 {
+            return Err(LaunchError::NoRanks);
+        }
+        let program = resolve_program(&self.program)?;
+        let command = RankCommand {
+            program,
+            arg0: self.program,
+            args: self.args,
+            env: self.env,
+        };
+        static JOBS_STARTED: AtomicUsize = AtomicUsize::new(0);
+        let kvsname = format!(
+            "kvs_{}_{}",
+            std::process::id(),
+            JOBS_STARTED.fetch_add(1, Ordering::Relaxed)
+        );
+        let server = PmiServer::new(self.ranks, &kvsname);
+
+        let started = Instant::now();
+        let spawned = spawn_all(&command, self.ranks)?;
+        let (events_tx, events_rx) = self.events;
+        let destination = Destination {
+            mode: self.output,
+            tag_output: self.tag_output,
+            events: events_tx.clone(),
+        };
+        let started_ranks = start_helpers(spawned, &destination, &events_tx)?;
+        // The supervisor's own sender stays alive in `events_tx` until the
+        // loop returns, so the channel never disconnects under it.
+        let outcome = Supervisor::new(started_ranks, server, self.timeout, started).run(&events_rx);
+        drop(events_tx);
+        Ok(outcome)
+    }
+}
+
+/// Starts every rank; if one fails to start, kills and reaps the others.
+fn spawn_all(command: &RankCommand, size: usize) -> Result<Vec<SpawnedRank>, LaunchError> {
+    let mut spawned = Vec::with_capacity(size);
+    for rank in 0..size {
+        match spawn_rank(command, rank, size) {
+            Ok(s) => spawned.push(s),
+            Err(source) => {
+                kill_and_reap(spawned.into_iter().map(|s| s.child));
+                return Err(LaunchError::Spawn {
+                    rank,
+                    program: command.program.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(spawned)
+}
+
+fn kill_and_reap(children: impl IntoIterator<Item = Child>) {
+    for mut child in children {
+        let _ = signal_group(child.id(), libc::SIGKILL);
+        let _ = child.wait();
+    }
+}
+
+/// Where output readers send lines.
+#[derive(Clone)]
+struct Destination {
+    mode: Output,
+    tag_output: bool,
+    events: Sender<Event>,
+}
+
+/// Starts, per rank, the output readers, the PMI reader and the waiter. If a
+/// thread cannot be started, every rank is killed and reaped.
+fn start_helpers(
+    spawned: Vec<SpawnedRank>,
+    destination: &Destination,
+    events: &Sender<Event>,
+) -> Result<Vec<StartedRank>, LaunchError> {
+    let pids: Vec<u32> = spawned.iter().map(|s| s.child.id()).collect();
+    let mut pending: Vec<Option<SpawnedRank>> = spawned.into_iter().map(Some).collect();
+    let mut started = Vec::with_capacity(pending.len());
+    for rank in 0..pending.len() {
+        let Some(SpawnedRank { child, pmi }) = pending[rank].take() else {
+            continue;
+        };
+        match start_rank_helpers(rank, child, pmi, destination, events) {
+            Ok(started_rank) => started.push(started_rank),
+            Err((child, source)) => {
+                // Ranks whose waiter runs are reaped by it; the rest here.
+                for pid in &pids {
+                    let _ = signal_group(*pid, libc::SIGKILL);
+                }
+                kill_and_reap(
+                    child
+                        .into_iter()
+                        .chain(pending.into_iter().flatten().map(|s| s.child)),
+                );
+                return Err(LaunchError::Io {
+                    what: "could not start a helper thread",
+                    source,
+                });
+            }
+        }
+    }
+    Ok(started)
+}
+
+/// Starts one rank's helper threads. On failure, hands the child back
+/// unless its waiter already owns it.
+fn start_rank_helpers(
+    rank: usize,
+    mut child: Child,
+    pmi: UnixStream,
+    destination: &Destination,
+    events: &Sender<Event>,
+) -> Result<StartedRank, (Option<Child>, std::io::Error)> {
+    let pid = child.id();
+    macro_rules! attempt {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err((Some(child), e)),
+            }
+        };
+    }
+    if let Some(stdout) = child.stdout.take() {
+        attempt!(start_output_reader(
+            rank,
+            StreamKind::Stdout,
+            stdout,
+            destination.clone()
+        ));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        attempt!(start_output_reader(
+            rank,
+            StreamKind::Stderr,
+            stderr,
+            destination.clone()
+        ));
+    }
+    attempt!(pmi.set_write_timeout(Some(PMI_WRITE_TIMEOUT)));
+    let reader = attempt!(pmi.try_clone());
+    let pmi_events = events.clone();
+    attempt!(thread::Builder::new()
+        .name(format!("rank{rank}-pmi"))
+        .spawn(move || read_pmi(rank, reader, &pmi_events)));
+    let exit_events = events.clone();
+    // From here on the waiter owns the child and is the one to reap it.
+    let waiter = thread::Builder::new()
+        .name(format!("rank{rank}-wait"))
+        .spawn(move || {
+            let status = child.wait();
+            let _ = exit_events.send(Event::Exited { rank, status });
+        });
+    match waiter {
+        Ok(_) => Ok(StartedRank {
+            pid,
+            pmi_writer: pmi,
+        }),
+        Err(e) => Err((None, e)),
+    }
+}
+
+/// Reads PMI request lines until end-of-file or error.
+fn read_pmi(rank: usize, stream: UnixStream, events: &Sender<Event>) {
+    let mut reader = BufReader::new(stream);
+    let error = loop {
+        match read_line(&mut reader) {
+            Ok(Some(line)) => {
+                if events.send(Event::Pmi { rank, line }).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    let _ = events.send(Event::PmiClosed { rank, error });
+}
+
+fn start_output_reader(
+    rank: usize,
+    stream: StreamKind,
+    pipe: impl std::io::Read + Send + 'static,
+    destination: Destination,
+) -> std::io::Result<()> {
+    let name = format!(
+        "rank{rank}-{}",
+        if stream == StreamKind::Stdout {
+            "out"
+        } else {
+            "err"
+        }
+    );
+    thread::Builder::new().name(name).spawn(move || {
+        let prefix = if destination.tag_output {
+            format!("[{rank}] ")
+        } else {
+            String::new()
+        };
+        let mut scratch = Vec::new();
+        let mut receiver_gone = false;
+        // A read error ends the stream like end-of-file; there is no one to tell.
+        let _ = for_each_line(pipe, |line| match destination.mode {
+            Output::Forward => forward_line(stream, prefix.as_bytes(), line, &mut scratch),
+            Output::Capture if !receiver_gone => {
+                let line = String::from_utf8_lossy(line).into_owned();
+                // Once the job is over nobody keeps lines; keep draining so
+                // whatever still writes to the pipe never blocks.
+                receiver_gone = destination
+                    .events
+                    .send(Event::Output { rank, stream, line })
+                    .is_err();
+            }
+            Output::Capture => {}
+        });
+        let _ = destination.events.send(Event::OutputClosed { rank });
+    })?;
+    Ok(())
+}
