@@ -30,6 +30,10 @@ use crate::topology::SimpleCommunicator;
 use crate::transport::tcp;
 use crate::wire::handshake::{Handshake, Token, TOKEN_LEN};
 
+/// How long a rank that lost a peer waits for the launcher to end the job
+/// before it aborts the job itself.
+const PEER_LOSS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
 /// The state of this rank's runtime, shared by every communicator.
@@ -276,6 +280,12 @@ impl Runtime {
     pub(crate) fn fatal(&self, operation: Operation<'_>, error: Error) -> ! {
         let message = format!("mpirt: rank {}: {operation}: {error}", self.rank);
         eprintln!("{message}");
+        if matches!(error, Error::PeerLost { .. }) {
+            // A lost peer has most likely died; its launcher will report the
+            // death (the root cause) and end the job. Give it that moment
+            // rather than blaming this rank with an abort of our own.
+            std::thread::sleep(PEER_LOSS_GRACE);
+        }
         self.abort(1, &message)
     }
 

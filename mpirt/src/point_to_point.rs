@@ -59,7 +59,7 @@ impl Status {
         let size = datatype.size_in_bytes();
         match size {
             0 => 0,
-            _ if self.bytes % size != 0 => Count::MAX,
+            _ if !self.bytes.is_multiple_of(size) => Count::MAX,
             _ => Count::try_from(self.bytes / size).unwrap_or(Count::MAX),
         }
     }

@@ -133,7 +133,7 @@ impl Progress {
                 Interest::READABLE | Interest::WRITABLE,
             )?;
             links[peer as usize] =
-                Link::Tcp(TcpConnection::new(stream, Vec::new(), limits.remote_buffer));
+                Link::Tcp(Box::new(TcpConnection::new(stream, limits.remote_buffer)));
         }
         let state = State {
             engine: Engine::new(rank, size, limits),
@@ -374,7 +374,7 @@ impl State {
                     Ok(()) => {
                         let remote_buffer = self.engine.limits().remote_buffer;
                         self.links[peer as usize] =
-                            Link::Tcp(TcpConnection::new(stream, Vec::new(), remote_buffer));
+                            Link::Tcp(Box::new(TcpConnection::new(stream, remote_buffer)));
                     }
                     Err(e) => eprintln!(
                         "mpirt: rank {}: could not set up the connection from rank {peer}: {e}",

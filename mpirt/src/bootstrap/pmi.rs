@@ -183,7 +183,7 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 /// Decodes [`hex_encode`]'s output; `None` on odd length or a non-hex digit.
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |d: u8| (d as char).to_digit(16).map(|v| v as u8);

@@ -128,7 +128,7 @@ fn messages_between_a_pair_do_not_overtake() {
 #[test]
 fn wildcard_receives_match_in_posting_order() {
     let mut net = Network::new(3, Limits::default());
-    let mut bufs = vec![[0u8; 1]; 4];
+    let mut bufs = [[0u8; 1]; 4];
     let ids: Vec<_> = bufs
         .iter_mut()
         .map(|b| net.engines[0].post_receive(any(0), UserBuffer::from_mut_slice(b)))

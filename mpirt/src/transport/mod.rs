@@ -38,7 +38,7 @@ pub enum Link {
     /// This rank itself: frames go straight back into the engine.
     Loopback,
     /// A TCP connection.
-    Tcp(tcp::TcpConnection),
+    Tcp(Box<tcp::TcpConnection>),
     /// Closed (finished or lost).
     Closed,
 }

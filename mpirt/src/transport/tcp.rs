@@ -121,8 +121,6 @@ enum Reading {
 /// One established connection to a peer.
 pub struct TcpConnection {
     stream: TcpStream,
-    /// Bytes to write before any frame: our handshake, on connections we open.
-    preamble: Vec<u8>,
     outgoing: Option<Outgoing>,
     /// Whether the socket may take more bytes (cleared on `WouldBlock`, set
     /// by a writable event).
@@ -140,11 +138,10 @@ pub struct TcpConnection {
 }
 
 impl TcpConnection {
-    /// A connection; `preamble` is written before any frame.
-    pub fn new(stream: TcpStream, preamble: Vec<u8>, max_eager: usize) -> TcpConnection {
+    /// An established connection (handshake done).
+    pub fn new(stream: TcpStream, max_eager: usize) -> TcpConnection {
         TcpConnection {
             stream,
-            preamble,
             outgoing: None,
             writable: true,
             readable: true,
@@ -161,23 +158,9 @@ impl TcpConnection {
         &mut self.stream
     }
 
-    /// Whether bytes wait to be written.
-    pub fn wants_write(&self) -> bool {
-        !self.preamble.is_empty() || self.outgoing.is_some()
-    }
-
     /// Writes frames for `peer` until done or the socket is full.
     pub fn flush(&mut self, peer: i32, engine: &mut Engine) -> Result<(), LinkError> {
         while self.writable {
-            if !self.preamble.is_empty() {
-                match self.stream.write(&self.preamble) {
-                    Ok(n) => {
-                        self.preamble.drain(..n);
-                    }
-                    Err(e) => self.write_failed(e)?,
-                }
-                continue;
-            }
             if self.outgoing.is_none() {
                 let Some(transmit) = engine.poll_transmit(peer) else {
                     return Ok(());
@@ -250,10 +233,7 @@ impl TcpConnection {
                             destination.len - *filled,
                         )
                     };
-                    self.stream.read(rest).map(|n| {
-                        *filled += n;
-                        n
-                    })
+                    self.stream.read(rest).inspect(|&n| *filled += n)
                 }
                 Reading::Frames => {
                     if self.start > 0 && self.start == self.end {
