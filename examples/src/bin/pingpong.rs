@@ -6,7 +6,8 @@
 //! `shared/anchors/compare.py` can set it beside MPICH:
 //!   RESULT lat   <bytes> <one-way us> <MB/s>
 //!   RESULT ssend <bytes> <one-way us> <MB/s>
-//! Options: `-t lat,ssend` (tests), `-x F` (scale iteration counts by F).
+//! Options: `-t lat,ssend` (tests), `-x F` (scale iteration counts by F),
+//! `-m MIN:MAX` (only sizes in that range, in bytes).
 //! Ranks other than 0 and 1 wait at the end.
 use mpirt::point_to_point::{Destination, Source};
 use mpirt::topology::{Communicator, SimpleCommunicator};
@@ -17,6 +18,7 @@ struct Options {
     result_lines: bool,
     tests: Vec<String>,
     scale: f64,
+    sizes: (usize, usize),
 }
 
 fn parse_options() -> Options {
@@ -24,6 +26,7 @@ fn parse_options() -> Options {
         result_lines: false,
         tests: vec!["lat".into()],
         scale: 1.0,
+        sizes: (0, usize::MAX),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -38,8 +41,19 @@ fn parse_options() -> Options {
                     .collect()
             }
             "-x" => options.scale = args.next().and_then(|v| v.parse().ok()).unwrap_or(1.0),
+            "-m" => {
+                let range = args.next().unwrap_or_default();
+                let (min, max) = range.split_once(':').unwrap_or(("0", &range));
+                match (min.parse(), max.parse()) {
+                    (Ok(min), Ok(max)) => options.sizes = (min, max),
+                    _ => {
+                        eprintln!("pingpong: -m wants MIN:MAX in bytes, not {range:?}");
+                        std::process::exit(2);
+                    }
+                }
+            }
             "-h" | "--help" => {
-                println!("usage: pingpong [--result] [-t lat,ssend] [-x SCALE]");
+                println!("usage: pingpong [--result] [-t lat,ssend] [-x SCALE] [-m MIN:MAX]");
                 std::process::exit(0);
             }
             other => {
@@ -128,7 +142,10 @@ fn main() {
                 );
                 println!("{:<10}{:>20}", "# Size", "Latency (us)");
             }
-            for &size in &SIZES {
+            for &size in SIZES
+                .iter()
+                .filter(|&&s| (options.sizes.0..=options.sizes.1).contains(&s))
+            {
                 // Both ranks start each size together.
                 if rank == 0 {
                     world.process_at_rank(1).send(&0u8);

@@ -68,23 +68,8 @@ impl Bootstrap {
         if let Ok(port) = std::env::var("PMI_PORT") {
             let stream = TcpStream::connect(&port)
                 .map_err(|e| Error::Bootstrap(format!("cannot reach PMI_PORT={port}: {e}")))?;
-            let mut server = Server::new(File::from(std::os::fd::OwnedFd::from(stream)))?;
             let id = env_int("PMI_ID")?.unwrap_or(0);
-            server.send(&PmiLine::command_line("initack").with("pmiid", id))?;
-            let mut rank = None;
-            let mut size = None;
-            while rank.is_none() || size.is_none() {
-                let line = server.receive()?;
-                if line.command() == "set" {
-                    if let Some(v) = line.get("size") {
-                        size = v.parse().ok();
-                    }
-                    if let Some(v) = line.get("rank") {
-                        rank = v.parse().ok();
-                    }
-                }
-            }
-            return Bootstrap::connected(server, rank.unwrap_or(0), size.unwrap_or(1));
+            return Bootstrap::over_port(stream, id);
         }
         Ok(Bootstrap {
             rank: 0,
@@ -93,6 +78,32 @@ impl Bootstrap {
             server: None,
             singleton_store: HashMap::new(),
         })
+    }
+
+    /// The `PMI_PORT` dialect: introduce ourselves with `initack`; the
+    /// server answers `initack` and three `set` lines (size, rank, debug, as
+    /// MPICH's simple PMI sends them); then run `init`.
+    fn over_port(stream: TcpStream, id: i32) -> Result<Bootstrap, Error> {
+        let mut server = Server::new(File::from(std::os::fd::OwnedFd::from(stream)))?;
+        server.send(&PmiLine::command_line("initack").with("pmiid", id))?;
+        let (mut rank, mut size, mut debug) = (None, None, None);
+        while rank.is_none() || size.is_none() || debug.is_none() {
+            let line = server.receive()?;
+            if line.command() == "set" {
+                debug = debug.or(line.get("debug").map(|_| ()));
+                let number = |v: &str| {
+                    v.parse()
+                        .map_err(|_| Error::Bootstrap(format!("bad value {v:?} from PMI_PORT")))
+                };
+                if let Some(v) = line.get("size") {
+                    size = Some(number(v)?);
+                }
+                if let Some(v) = line.get("rank") {
+                    rank = Some(number(v)?);
+                }
+            }
+        }
+        Bootstrap::connected(server, rank.unwrap_or(0), size.unwrap_or(1))
     }
 
     fn connected(mut server: Server, rank: i32, size: i32) -> Result<Bootstrap, Error> {
@@ -250,5 +261,98 @@ impl Server {
     fn request(&mut self, line: &PmiLine) -> Result<PmiLine, Error> {
         self.send(line)?;
         self.receive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+
+    /// A one-client PMI server speaking the `PMI_PORT` dialect, in a thread.
+    fn serve_one(listener: TcpListener) -> std::thread::JoinHandle<Vec<String>> {
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let mut seen = Vec::new();
+            let mut store = HashMap::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 {
+                    return seen;
+                }
+                let request = PmiLine::parse(line.as_bytes()).unwrap();
+                seen.push(request.command().to_string());
+                let reply = match request.command() {
+                    "initack" => {
+                        "cmd=initack\ncmd=set size=3\ncmd=set rank=2\ncmd=set debug=0\n".to_string()
+                    }
+                    "init" => "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n".into(),
+                    "get_my_kvsname" => "cmd=my_kvsname kvsname=kvs_test rc=0\n".into(),
+                    "put" => {
+                        store.insert(
+                            request.get("key").unwrap().to_string(),
+                            request.get("value").unwrap().to_string(),
+                        );
+                        "cmd=put_result rc=0 msg=success\n".into()
+                    }
+                    "barrier_in" => "cmd=barrier_out\n".into(),
+                    "get" => match store.get(request.get("key").unwrap()) {
+                        Some(v) => format!("cmd=get_result rc=0 msg=success value={v}\n"),
+                        None => "cmd=get_result rc=-1 msg=key_not_found\n".into(),
+                    },
+                    "finalize" => "cmd=finalize_ack\n".into(),
+                    other => panic!("unexpected {other}"),
+                };
+                writer.write_all(reply.as_bytes()).unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn pmi_port_dialect_works_end_to_end() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = serve_one(listener);
+        let stream = TcpStream::connect(address).unwrap();
+        let mut b = Bootstrap::over_port(stream, 2).unwrap();
+        assert_eq!((b.rank(), b.size()), (2, 3));
+        b.put("card", "00ff").unwrap();
+        b.fence().unwrap();
+        assert_eq!(b.get("card").unwrap(), "00ff");
+        assert!(matches!(b.get("missing"), Err(Error::Bootstrap(_))));
+        b.finalize().unwrap();
+        drop(b);
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen,
+            [
+                "initack",
+                "init",
+                "get_my_kvsname",
+                "put",
+                "barrier_in",
+                "get",
+                "get",
+                "finalize"
+            ]
+        );
+    }
+
+    #[test]
+    fn singleton_without_environment() {
+        let mut b = Bootstrap {
+            rank: 0,
+            size: 1,
+            kvsname: "singleton".into(),
+            server: None,
+            singleton_store: HashMap::new(),
+        };
+        b.put("k", "v").unwrap();
+        b.fence().unwrap();
+        assert_eq!(b.get("k").unwrap(), "v");
+        b.finalize().unwrap();
     }
 }

@@ -31,10 +31,15 @@ pub const MAX_PENDING: usize = 64;
 /// Sets the socket options every connection uses.
 pub fn configure(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let socket = socket2::SockRef::from(stream);
-    // Large buffers let a whole eager window sit in the kernel.
-    let _ = socket.set_send_buffer_size(4 << 20);
-    let _ = socket.set_recv_buffer_size(4 << 20);
+    if let Some(bytes) = std::env::var("MPIRT_TCP_BUFFER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&b| b > 0)
+    {
+        let socket = socket2::SockRef::from(stream);
+        let _ = socket.set_send_buffer_size(bytes);
+        let _ = socket.set_recv_buffer_size(bytes);
+    }
     Ok(())
 }
 
@@ -219,7 +224,7 @@ impl TcpConnection {
             if !self.readable {
                 return Ok(());
             }
-            let read = match &mut self.reading {
+            let (read, wanted) = match &mut self.reading {
                 Reading::Data {
                     destination,
                     filled,
@@ -233,7 +238,8 @@ impl TcpConnection {
                             destination.len - *filled,
                         )
                     };
-                    self.stream.read(rest).inspect(|&n| *filled += n)
+                    let wanted = rest.len();
+                    (self.stream.read(rest).inspect(|&n| *filled += n), wanted)
                 }
                 Reading::Frames => {
                     if self.start > 0 && self.start == self.end {
@@ -245,9 +251,9 @@ impl TcpConnection {
                         self.end -= self.start;
                         self.start = 0;
                     }
-                    self.stream
-                        .read(&mut self.buffer[self.end..])
-                        .inspect(|&n| self.end += n)
+                    let wanted = self.buffer.len() - self.end;
+                    let read = self.stream.read(&mut self.buffer[self.end..]);
+                    (read.inspect(|&n| self.end += n), wanted)
                 }
             };
             match read {
@@ -258,6 +264,10 @@ impl TcpConnection {
                 }
                 Ok(0) if engine.peer_finished(peer) => return Err(LinkError::Finished),
                 Ok(0) => return Err(LinkError::Lost("connection closed without Fin".into())),
+                // A short read drained the socket: edge-triggered epoll
+                // reports any byte that arrives later, so reading again now
+                // would only return EAGAIN.
+                Ok(n) if n < wanted => self.readable = false,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
