@@ -43,11 +43,13 @@ pub(crate) struct Runtime {
     pub(crate) progress: Progress,
     bootstrap: Mutex<Bootstrap>,
     finalized: AtomicBool,
+    /// The attached buffer of buffered sends (MPI_Buffer_attach).
+    pub(crate) attached: Mutex<crate::buffered::AttachedBuffer>,
 }
 
 /// The MPI environment (rsmpi's `Universe`). Dropping it finalizes.
 pub struct Universe {
-    runtime: Arc<Runtime>,
+    pub(crate) runtime: Arc<Runtime>,
 }
 
 /// What the environment variables set (`mpirun` flags set them too).
@@ -257,6 +259,7 @@ impl Runtime {
             progress,
             bootstrap: Mutex::new(bootstrap),
             finalized: AtomicBool::new(false),
+            attached: Mutex::new(Default::default()),
         })
     }
 
@@ -416,4 +419,25 @@ mod tests {
         assert!(parse_size("X", "4 parsecs").is_err());
         assert!(parse_size("X", "99999999999999999999G").is_err());
     }
+}
+
+/// Thread support levels (MPI 4.1 §11.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Threading {
+    /// Only one thread (MPI_THREAD_SINGLE).
+    Single,
+    /// Only the main thread calls mpirt (MPI_THREAD_FUNNELED).
+    Funneled,
+    /// One thread at a time calls mpirt (MPI_THREAD_SERIALIZED).
+    Serialized,
+    /// Any thread, at any time (MPI_THREAD_MULTIPLE).
+    Multiple,
+}
+
+/// Initializes with a requested thread level (MPI_Init_thread, MPI 4.1
+/// §11.2.3). mpirt always provides [`Threading::Multiple`]: communicators
+/// are `Send + Sync` and the engine sits behind a lock that is never held
+/// while blocked.
+pub fn initialize_with_threading(_requested: Threading) -> Option<(Universe, Threading)> {
+    initialize().map(|u| (u, Threading::Multiple))
 }

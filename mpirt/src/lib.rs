@@ -22,18 +22,22 @@
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod buffered;
 pub mod datatype;
 pub mod engine;
 pub mod environment;
 pub mod error;
 pub mod point_to_point;
 pub mod progress;
+pub mod request;
 pub mod topology;
 pub mod transport;
 pub mod wire;
 
+pub use buffered::{Stats, BSEND_OVERHEAD};
 pub use environment::{
-    initialize, processor_name, time, time_resolution, try_initialize, Universe,
+    initialize, initialize_with_threading, processor_name, time, time_resolution, try_initialize,
+    Threading, Universe,
 };
 pub use error::Error;
 
@@ -46,6 +50,9 @@ pub type Count = i32;
 
 /// Wildcard source of a receive or probe (MPI_ANY_SOURCE).
 pub const ANY_SOURCE: Rank = -2;
+/// The null process (MPI_PROC_NULL): sends to it and receives from it
+/// complete at once and move no data.
+pub const PROC_NULL: Rank = -3;
 /// Wildcard tag of a receive or probe (MPI_ANY_TAG).
 pub const ANY_TAG: Tag = -1;
 
@@ -54,5 +61,6 @@ pub const ANY_TAG: Tag = -1;
 pub mod traits {
     pub use crate::datatype::{Buffer, BufferMut, Datatype, Equivalence};
     pub use crate::point_to_point::{Destination, Source};
+    pub use crate::request::Scope;
     pub use crate::topology::Communicator;
 }

@@ -1,19 +1,33 @@
 //! Point-to-point communication (MPI 4.1 chapter 3), in rsmpi's shape:
 //! [`Destination`] for processes one sends to, [`Source`] for processes (or
-//! any process) one receives from.
+//! any process) one receives from, and the `send_receive*` functions.
 //!
 //! Every operation has two forms. The rsmpi form (`send`, `receive_into`,
 //! ...) treats errors as fatal, as MPI does by default: it prints one line
 //! naming this rank, the operation, the peer, the tag and the sizes, and ends
 //! the job. The `try_` form returns the [`Error`] instead.
+//!
+//! When each send mode completes (DESIGN.md, "Point-to-point"):
+//!
+//! | mode | blocking | returns / completes when |
+//! |---|---|---|
+//! | standard | `send` | the data is copied out (eager, credit allowing) or delivered (rendezvous) |
+//! | buffered | `buffered_send` | the data is copied into the attached buffer (`BufferExhausted` if it does not fit) |
+//! | synchronous | `synchronous_send` | the matching receive has started |
+//! | ready | `ready_send` | as standard (a receive must already be posted) |
+//!
+//! The `immediate_*` forms return at once with a [`Request`] that completes
+//! as the blocking form would return.
 
 use std::mem::MaybeUninit;
 
+use crate::buffered;
 use crate::datatype::{Buffer, BufferMut, Datatype, Equivalence};
-use crate::engine::{Envelope, SendData, SendMode, UserBuffer};
+use crate::engine::{Envelope, MatchedMessage, RequestId, SendData, SendMode, UserBuffer};
 use crate::error::{Error, Operation};
+use crate::request::{Purpose, ReceiveFuture, Request, Scope, StaticScope};
 use crate::topology::{AnyProcess, Process, SimpleCommunicator};
-use crate::{Count, Rank, Tag, ANY_SOURCE, ANY_TAG};
+use crate::{Count, Rank, Tag, ANY_SOURCE, ANY_TAG, PROC_NULL};
 
 /// The largest valid tag (MPI_TAG_UB).
 pub const TAG_UB: Tag = i32::MAX;
@@ -69,7 +83,8 @@ impl Status {
         self.bytes
     }
 
-    /// Whether the request was cancelled (MPI_Test_cancelled).
+    /// Whether the request was cancelled (MPI_Test_cancelled, MPI 4.1
+    /// §3.8.4).
     pub fn is_cancelled(&self) -> bool {
         self.cancelled
     }
@@ -83,34 +98,70 @@ fn check_send_tag(tag: Tag) -> Result<(), Error> {
     }
 }
 
-fn check_receive_tag(tag: Tag) -> Result<(), Error> {
-    if tag == ANY_TAG {
-        Ok(())
-    } else {
-        check_send_tag(tag)
+/// The four send modes (MPI 4.1 §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Standard,
+    Buffered,
+    Synchronous,
+    Ready,
+}
+
+impl Mode {
+    fn name(self, immediate: bool) -> &'static str {
+        match (self, immediate) {
+            (Mode::Standard, false) => "send",
+            (Mode::Buffered, false) => "buffered_send",
+            (Mode::Synchronous, false) => "synchronous_send",
+            (Mode::Ready, false) => "ready_send",
+            (Mode::Standard, true) => "immediate_send",
+            (Mode::Buffered, true) => "immediate_buffered_send",
+            (Mode::Synchronous, true) => "immediate_synchronous_send",
+            (Mode::Ready, true) => "immediate_ready_send",
+        }
     }
 }
 
-/// Sends `bytes` and waits as `mode` says.
-pub(crate) fn send_bytes(
+/// Starts a send of `bytes`; the request completes as `mode` says. The
+/// caller keeps `bytes` borrowed until then.
+fn start_send(
     comm: &SimpleCommunicator,
     dest: Rank,
     tag: Tag,
     bytes: &[u8],
-    mode: SendMode,
-) -> Result<(), Error> {
-    comm.runtime().check_live()?;
-    comm.check_rank(dest)?;
-    check_send_tag(tag)?;
-    let world_dest = comm.world_rank(dest);
-    let data = SendData::Borrowed(UserBuffer::from_slice(bytes));
+    mode: Mode,
+) -> Result<RequestId, Error> {
     let runtime = comm.runtime();
-    let id = runtime.progress.with_state(|s| {
+    runtime.check_live()?;
+    check_send_tag(tag)?;
+    let done = crate::engine::Status {
+        source: dest,
+        tag,
+        bytes: bytes.len(),
+        cancelled: false,
+    };
+    if dest == PROC_NULL {
+        return Ok(runtime
+            .progress
+            .with_state(|s| s.engine.post_completed(done)));
+    }
+    comm.check_rank(dest)?;
+    let world_dest = comm.world_rank(dest);
+    let engine_mode = match mode {
+        Mode::Buffered => {
+            buffered::buffered_send(runtime, world_dest, comm.context(), tag, bytes)?;
+            return Ok(runtime
+                .progress
+                .with_state(|s| s.engine.post_completed(done)));
+        }
+        Mode::Standard | Mode::Ready => SendMode::Standard,
+        Mode::Synchronous => SendMode::Synchronous,
+    };
+    let data = SendData::Borrowed(UserBuffer::from_slice(bytes));
+    Ok(runtime.progress.with_state(|s| {
         s.engine
-            .post_send(world_dest, comm.context(), tag, data, mode)
-    });
-    // `bytes` stays borrowed until the request completes here.
-    runtime.wait(id).map(|_| ())
+            .post_send(world_dest, comm.context(), tag, data, engine_mode)
+    }))
 }
 
 fn envelope(comm: &SimpleCommunicator, source: Rank, tag: Tag) -> Result<Envelope, Error> {
@@ -118,7 +169,9 @@ fn envelope(comm: &SimpleCommunicator, source: Rank, tag: Tag) -> Result<Envelop
     if source != ANY_SOURCE {
         comm.check_rank(source)?;
     }
-    check_receive_tag(tag)?;
+    if tag != ANY_TAG {
+        check_send_tag(tag)?;
+    }
     Ok(Envelope {
         context: comm.context(),
         source: (source != ANY_SOURCE).then(|| comm.world_rank(source)),
@@ -126,91 +179,55 @@ fn envelope(comm: &SimpleCommunicator, source: Rank, tag: Tag) -> Result<Envelop
     })
 }
 
+/// Posts a receive into `buffer`; the caller keeps it borrowed until the
+/// request completes.
+fn start_receive(
+    comm: &SimpleCommunicator,
+    source: Rank,
+    tag: Tag,
+    buffer: UserBuffer,
+) -> Result<RequestId, Error> {
+    let progress = &comm.runtime().progress;
+    if source == PROC_NULL {
+        comm.runtime().check_live()?;
+        let nothing = crate::engine::Status {
+            source: PROC_NULL,
+            tag: ANY_TAG,
+            bytes: 0,
+            cancelled: false,
+        };
+        return Ok(progress.with_state(|s| s.engine.post_completed(nothing)));
+    }
+    let envelope = envelope(comm, source, tag)?;
+    Ok(progress.with_state(|s| s.engine.post_receive(envelope, buffer)))
+}
+
+fn wait(comm: &SimpleCommunicator, id: RequestId) -> Result<Status, Error> {
+    let status = comm.runtime().wait(id).map_err(|e| comm.localize(e))?;
+    Ok(Status::from_engine(comm, status))
+}
+
+/// Sends `bytes` and waits as `mode` says.
+fn send_bytes(
+    comm: &SimpleCommunicator,
+    dest: Rank,
+    tag: Tag,
+    bytes: &[u8],
+    mode: Mode,
+) -> Result<(), Error> {
+    let id = start_send(comm, dest, tag, bytes, mode)?;
+    wait(comm, id).map(|_| ())
+}
+
 /// Receives into `buffer` and waits for the data.
-pub(crate) fn receive_bytes(
+fn receive_bytes(
     comm: &SimpleCommunicator,
     source: Rank,
     tag: Tag,
     buffer: &mut [u8],
 ) -> Result<Status, Error> {
-    let envelope = envelope(comm, source, tag)?;
-    let runtime = comm.runtime();
-    let target = UserBuffer::from_mut_slice(buffer);
-    let id = runtime
-        .progress
-        .with_state(|s| s.engine.post_receive(envelope, target));
-    // `buffer` stays borrowed until the request completes here.
-    let status = runtime.wait(id).map_err(|e| localize(comm, e))?;
-    Ok(Status::from_engine(comm, status))
-}
-
-/// Errors carry world ranks from the engine; users see their communicator's.
-fn localize(comm: &SimpleCommunicator, error: Error) -> Error {
-    match error {
-        Error::Truncate {
-            sender,
-            tag,
-            message_bytes,
-            buffer_bytes,
-        } => Error::Truncate {
-            sender: comm.local_rank(sender),
-            tag,
-            message_bytes,
-            buffer_bytes,
-        },
-        other => other,
-    }
-}
-
-fn probe_status(comm: &SimpleCommunicator, source: Rank, tag: Tag) -> Result<Status, Error> {
-    let envelope = envelope(comm, source, tag)?;
-    let status = comm
-        .runtime()
-        .progress
-        .wait_for(|s| s.engine.probe(&envelope));
-    Ok(Status::from_engine(comm, status))
-}
-
-/// Receives a whole message of unknown length into a new vector (matched
-/// probe, then receive: no other receive can take the message in between).
-fn receive_vec_of<T: Equivalence>(
-    comm: &SimpleCommunicator,
-    source: Rank,
-    tag: Tag,
-) -> Result<(Vec<T>, Status), Error> {
-    let envelope = envelope(comm, source, tag)?;
-    let runtime = comm.runtime();
-    let (status, message) = runtime
-        .progress
-        .wait_for(|s| s.engine.matched_probe(&envelope));
-    let element = T::equivalent_datatype().size();
-    if element == 0 || status.bytes % element != 0 {
-        // Receive it anyway so the message does not linger, then report.
-        let mut sink = vec![0u8; status.bytes];
-        let id = runtime.progress.with_state(|s| {
-            s.engine
-                .receive_matched(message, UserBuffer::from_mut_slice(&mut sink))
-        });
-        runtime.wait(id)?;
-        return Err(Error::Datatype {
-            message_bytes: status.bytes,
-            element_bytes: element,
-        });
-    }
-    let count = status.bytes / element;
-    let mut elements: Vec<T> = Vec::with_capacity(count);
-    let target = UserBuffer {
-        ptr: elements.as_mut_ptr().cast(),
-        len: status.bytes,
-    };
-    let id = runtime
-        .progress
-        .with_state(|s| s.engine.receive_matched(message, target));
-    let done = runtime.wait(id).map_err(|e| localize(comm, e))?;
-    // SAFETY: the receive wrote exactly `count * element` bytes of elements
-    // sent as T into the vector's capacity.
-    unsafe { elements.set_len(count) };
-    Ok((elements, Status::from_engine(comm, done)))
+    let id = start_receive(comm, source, tag, UserBuffer::from_mut_slice(buffer))?;
+    wait(comm, id)
 }
 
 /// Receives one value of `T`; the message must hold exactly one.
@@ -235,77 +252,157 @@ fn receive_value<T: Equivalence>(
     Ok((unsafe { value.assume_init() }, status))
 }
 
+fn fatal<T>(
+    comm: &SimpleCommunicator,
+    name: &str,
+    peer: Rank,
+    tag: Tag,
+    bytes: Option<usize>,
+    result: Result<T, Error>,
+) -> T {
+    result.unwrap_or_else(|e| {
+        comm.fatal(
+            Operation {
+                name,
+                peer: Some(peer),
+                tag: Some(tag),
+                bytes,
+            },
+            e,
+        )
+    })
+}
+
+macro_rules! blocking_send {
+    ($(#[$doc:meta])* $name:ident, $with_tag:ident, $try_name:ident, $try_with_tag:ident, $mode:expr, $($unsafety:ident)?) => {
+        /// The `Result` form of the tagged send below.
+        #[allow(clippy::missing_safety_doc)]
+        $($unsafety)? fn $try_with_tag<B: Buffer + ?Sized>(&self, buf: &B, tag: Tag) -> Result<(), Error> {
+            let (comm, rank) = self.destination();
+            send_bytes(comm, rank, tag, buf.as_bytes(), $mode)
+        }
+
+        $(#[$doc])*
+        #[allow(clippy::missing_safety_doc)]
+        $($unsafety)? fn $with_tag<B: Buffer + ?Sized>(&self, buf: &B, tag: Tag) {
+            let (comm, rank) = self.destination();
+            let bytes = buf.as_bytes();
+            fatal(comm, $mode.name(false), rank, tag, Some(bytes.len()), send_bytes(comm, rank, tag, bytes, $mode))
+        }
+
+        /// The `Result` form, with tag 0.
+        #[allow(clippy::missing_safety_doc)]
+        $($unsafety)? fn $try_name<B: Buffer + ?Sized>(&self, buf: &B) -> Result<(), Error> {
+            let (comm, rank) = self.destination();
+            send_bytes(comm, rank, 0, buf.as_bytes(), $mode)
+        }
+
+        /// The same with tag 0.
+        #[allow(clippy::missing_safety_doc)]
+        $($unsafety)? fn $name<B: Buffer + ?Sized>(&self, buf: &B) {
+            let (comm, rank) = self.destination();
+            let bytes = buf.as_bytes();
+            fatal(comm, $mode.name(false), rank, 0, Some(bytes.len()), send_bytes(comm, rank, 0, bytes, $mode))
+        }
+    };
+}
+
+macro_rules! immediate_send {
+    ($(#[$doc:meta])* $name:ident, $with_tag:ident, $try_with_tag:ident, $mode:expr, $($unsafety:ident)?) => {
+        /// The `Result` form of the tagged immediate send below.
+        #[allow(clippy::missing_safety_doc)]
+        $($unsafety)? fn $try_with_tag<'a, S: Scope<'a>, B: Buffer + ?Sized + 'a>(
+            &self,
+            scope: S,
+            buf: &'a B,
+            tag: Tag,
+        ) -> Result<Request<'a, B, S>, Error> {
+            let (comm, rank) = self.destination();
+            let bytes = buf.as_bytes();
+            let id = start_send(comm, rank, tag, bytes, $mode)?;
+            let purpose = Purpose { name: $mode.name(true), peer: rank, tag, bytes: bytes.len() };
+            Ok(Request::new(id, comm, scope, buf, purpose))
+        }
+
+        $(#[$doc])*
+        #[allow(clippy::missing_safety_doc)]
+        $($unsafety)? fn $with_tag<'a, S: Scope<'a>, B: Buffer + ?Sized + 'a>(
+            &self,
+            scope: S,
+            buf: &'a B,
+            tag: Tag,
+        ) -> Request<'a, B, S> {
+            let (comm, rank) = self.destination();
+            let len = Some(buf.as_bytes().len());
+            fatal(comm, $mode.name(true), rank, tag, len, self.$try_with_tag(scope, buf, tag))
+        }
+
+        /// The same with tag 0.
+        #[allow(clippy::missing_safety_doc)]
+        $($unsafety)? fn $name<'a, S: Scope<'a>, B: Buffer + ?Sized + 'a>(&self, scope: S, buf: &'a B) -> Request<'a, B, S> {
+            self.$with_tag(scope, buf, 0)
+        }
+    };
+}
+
 /// A process one can send to (rsmpi's `Destination`).
 pub trait Destination {
     /// The communicator and rank of the destination.
     fn destination(&self) -> (&SimpleCommunicator, Rank);
 
-    /// [`send_with_tag`](Self::send_with_tag) returning errors.
-    fn try_send_with_tag<B: Buffer + ?Sized>(&self, buf: &B, tag: Tag) -> Result<(), Error> {
-        let (comm, rank) = self.destination();
-        send_bytes(comm, rank, tag, buf.as_bytes(), SendMode::Standard)
-    }
+    blocking_send!(
+        /// Standard-mode blocking send (MPI_Send, MPI 4.1 §3.2.1): returns
+        /// once the data is copied out (eager) or delivered (rendezvous).
+        send, send_with_tag, try_send, try_send_with_tag, Mode::Standard,
+    );
 
-    /// Standard-mode blocking send (MPI_Send, MPI 4.1 §3.2.1): returns once
-    /// the data is copied out (eager) or delivered (rendezvous).
-    fn send_with_tag<B: Buffer + ?Sized>(&self, buf: &B, tag: Tag) {
-        if let Err(e) = self.try_send_with_tag(buf, tag) {
-            let (comm, rank) = self.destination();
-            let op = Operation {
-                name: "send",
-                peer: Some(rank),
-                tag: Some(tag),
-                bytes: Some(buf.as_bytes().len()),
-            };
-            comm.fatal(op, e)
-        }
-    }
+    blocking_send!(
+        /// Buffered-mode send (MPI_Bsend, MPI 4.1 §3.4): copies the message
+        /// into the attached buffer (`Universe::set_buffer_size`) and returns
+        /// at once; `Error::BufferExhausted` if it does not fit.
+        buffered_send, buffered_send_with_tag, try_buffered_send, try_buffered_send_with_tag, Mode::Buffered,
+    );
 
-    /// [`send`](Self::send) returning errors.
-    fn try_send<B: Buffer + ?Sized>(&self, buf: &B) -> Result<(), Error> {
-        self.try_send_with_tag(buf, 0)
-    }
+    blocking_send!(
+        /// Synchronous-mode send (MPI_Ssend, MPI 4.1 §3.4): returns only once
+        /// the matching receive has started.
+        synchronous_send, synchronous_send_with_tag, try_synchronous_send, try_synchronous_send_with_tag,
+        Mode::Synchronous,
+    );
 
-    /// MPI_Send with tag 0.
-    fn send<B: Buffer + ?Sized>(&self, buf: &B) {
-        self.send_with_tag(buf, 0)
-    }
+    blocking_send!(
+        /// Ready-mode send (MPI_Rsend, MPI 4.1 §3.4). Unsafe as in rsmpi:
+        /// the matching receive must already be posted. mpirt sends it as a
+        /// standard send, which the standard allows.
+        ready_send, ready_send_with_tag, try_ready_send, try_ready_send_with_tag, Mode::Ready, unsafe
+    );
 
-    /// [`synchronous_send_with_tag`](Self::synchronous_send_with_tag)
-    /// returning errors.
-    fn try_synchronous_send_with_tag<B: Buffer + ?Sized>(
-        &self,
-        buf: &B,
-        tag: Tag,
-    ) -> Result<(), Error> {
-        let (comm, rank) = self.destination();
-        send_bytes(comm, rank, tag, buf.as_bytes(), SendMode::Synchronous)
-    }
+    immediate_send!(
+        /// Non-blocking standard send (MPI_Isend, MPI 4.1 §3.7.2): the
+        /// request completes as `send` would return.
+        immediate_send, immediate_send_with_tag, try_immediate_send_with_tag, Mode::Standard,
+    );
 
-    /// Synchronous-mode blocking send (MPI_Ssend, MPI 4.1 §3.4): returns only
-    /// once the matching receive has started.
-    fn synchronous_send_with_tag<B: Buffer + ?Sized>(&self, buf: &B, tag: Tag) {
-        if let Err(e) = self.try_synchronous_send_with_tag(buf, tag) {
-            let (comm, rank) = self.destination();
-            let op = Operation {
-                name: "synchronous_send",
-                peer: Some(rank),
-                tag: Some(tag),
-                bytes: Some(buf.as_bytes().len()),
-            };
-            comm.fatal(op, e)
-        }
-    }
+    immediate_send!(
+        /// Non-blocking buffered send (MPI_Ibsend, MPI 4.1 §3.7.2): copies
+        /// into the attached buffer; the request is complete on return.
+        immediate_buffered_send, immediate_buffered_send_with_tag, try_immediate_buffered_send_with_tag,
+        Mode::Buffered,
+    );
 
-    /// [`synchronous_send`](Self::synchronous_send) returning errors.
-    fn try_synchronous_send<B: Buffer + ?Sized>(&self, buf: &B) -> Result<(), Error> {
-        self.try_synchronous_send_with_tag(buf, 0)
-    }
+    immediate_send!(
+        /// Non-blocking synchronous send (MPI_Issend, MPI 4.1 §3.7.2): the
+        /// request completes once the matching receive has started.
+        immediate_synchronous_send, immediate_synchronous_send_with_tag,
+        try_immediate_synchronous_send_with_tag, Mode::Synchronous,
+    );
 
-    /// MPI_Ssend with tag 0.
-    fn synchronous_send<B: Buffer + ?Sized>(&self, buf: &B) {
-        self.synchronous_send_with_tag(buf, 0)
-    }
+    immediate_send!(
+        /// Non-blocking ready send (MPI_Irsend, MPI 4.1 §3.7.2); unsafe as
+        /// `ready_send`.
+        immediate_ready_send, immediate_ready_send_with_tag, try_immediate_ready_send_with_tag, Mode::Ready,
+        unsafe
+    );
 }
 
 impl Destination for Process<'_> {
@@ -333,19 +430,17 @@ pub trait Source {
     /// Blocking receive into `buf` of a message with `tag` (or [`ANY_TAG`])
     /// (MPI_Recv, MPI 4.1 §3.2.4).
     fn receive_into_with_tag<B: BufferMut + ?Sized>(&self, buf: &mut B, tag: Tag) -> Status {
-        match self.try_receive_into_with_tag(buf, tag) {
-            Ok(status) => status,
-            Err(e) => {
-                let (comm, rank) = self.source();
-                let op = Operation {
-                    name: "receive_into",
-                    peer: Some(rank),
-                    tag: Some(tag),
-                    bytes: Some(buf.as_bytes_mut().len()),
-                };
-                comm.fatal(op, e)
-            }
-        }
+        let (comm, rank) = self.source();
+        let bytes = buf.as_bytes_mut();
+        let len = bytes.len();
+        fatal(
+            comm,
+            "receive_into",
+            rank,
+            tag,
+            Some(len),
+            receive_bytes(comm, rank, tag, bytes),
+        )
     }
 
     /// [`receive_into`](Self::receive_into) returning errors.
@@ -366,19 +461,15 @@ pub trait Source {
 
     /// Receives one value of `T` with `tag` (MPI_Recv of count 1).
     fn receive_with_tag<T: Equivalence>(&self, tag: Tag) -> (T, Status) {
-        match self.try_receive_with_tag(tag) {
-            Ok(r) => r,
-            Err(e) => {
-                let (comm, rank) = self.source();
-                let op = Operation {
-                    name: "receive",
-                    peer: Some(rank),
-                    tag: Some(tag),
-                    bytes: Some(std::mem::size_of::<T>()),
-                };
-                comm.fatal(op, e)
-            }
-        }
+        let (comm, rank) = self.source();
+        fatal(
+            comm,
+            "receive",
+            rank,
+            tag,
+            Some(std::mem::size_of::<T>()),
+            receive_value(comm, rank, tag),
+        )
     }
 
     /// [`receive`](Self::receive) returning errors.
@@ -396,28 +487,23 @@ pub trait Source {
         &self,
         tag: Tag,
     ) -> Result<(Vec<T>, Status), Error> {
-        let (comm, rank) = self.source();
-        receive_vec_of(comm, rank, tag)
+        self.try_matched_probe_with_tag(tag)?
+            .0
+            .try_matched_receive_vec()
     }
 
     /// Receives a whole message of any length into a new vector (MPI_Mprobe
     /// then MPI_Mrecv, MPI 4.1 §3.8.2).
     fn receive_vec_with_tag<T: Equivalence>(&self, tag: Tag) -> (Vec<T>, Status) {
-        match self.try_receive_vec_with_tag(tag) {
-            Ok(r) => r,
-            Err(e) => {
-                let (comm, rank) = self.source();
-                comm.fatal(
-                    Operation {
-                        name: "receive_vec",
-                        peer: Some(rank),
-                        tag: Some(tag),
-                        bytes: None,
-                    },
-                    e,
-                )
-            }
-        }
+        let (comm, rank) = self.source();
+        fatal(
+            comm,
+            "receive_vec",
+            rank,
+            tag,
+            None,
+            self.try_receive_vec_with_tag(tag),
+        )
     }
 
     /// [`receive_vec`](Self::receive_vec) returning errors.
@@ -430,30 +516,107 @@ pub trait Source {
         self.receive_vec_with_tag(ANY_TAG)
     }
 
+    /// [`immediate_receive_into_with_tag`](Self::immediate_receive_into_with_tag)
+    /// returning errors.
+    fn try_immediate_receive_into_with_tag<'a, S: Scope<'a>, B: BufferMut + ?Sized + 'a>(
+        &self,
+        scope: S,
+        buf: &'a mut B,
+        tag: Tag,
+    ) -> Result<Request<'a, B, S>, Error> {
+        let (comm, rank) = self.source();
+        let target = UserBuffer::from_mut_slice(buf.as_bytes_mut());
+        let id = start_receive(comm, rank, tag, target)?;
+        let purpose = Purpose {
+            name: "immediate_receive_into",
+            peer: rank,
+            tag,
+            bytes: target.len,
+        };
+        Ok(Request::new(id, comm, scope, buf as *const B, purpose))
+    }
+
+    /// Non-blocking receive into `buf` (MPI_Irecv, MPI 4.1 §3.7.2): the
+    /// request completes when the data is in `buf`; truncation surfaces at
+    /// `wait`.
+    fn immediate_receive_into_with_tag<'a, S: Scope<'a>, B: BufferMut + ?Sized + 'a>(
+        &self,
+        scope: S,
+        buf: &'a mut B,
+        tag: Tag,
+    ) -> Request<'a, B, S> {
+        let (comm, rank) = self.source();
+        let result = self.try_immediate_receive_into_with_tag(scope, buf, tag);
+        fatal(comm, "immediate_receive_into", rank, tag, None, result)
+    }
+
+    /// MPI_Irecv of any tag into `buf`.
+    fn immediate_receive_into<'a, S: Scope<'a>, B: BufferMut + ?Sized + 'a>(
+        &self,
+        scope: S,
+        buf: &'a mut B,
+    ) -> Request<'a, B, S> {
+        self.immediate_receive_into_with_tag(scope, buf, ANY_TAG)
+    }
+
+    /// Non-blocking receive of one value of `T` with `tag`; `get` waits for
+    /// it (MPI_Irecv).
+    fn immediate_receive_with_tag<T: Equivalence>(&self, tag: Tag) -> ReceiveFuture<T> {
+        let (comm, rank) = self.source();
+        let mut value = Box::new(MaybeUninit::<T>::uninit());
+        let size = std::mem::size_of::<T>();
+        let target = UserBuffer {
+            ptr: value.as_mut_ptr().cast(),
+            len: size,
+        };
+        let id = fatal(
+            comm,
+            "immediate_receive",
+            rank,
+            tag,
+            Some(size),
+            start_receive(comm, rank, tag, target),
+        );
+        let purpose = Purpose {
+            name: "immediate_receive",
+            peer: rank,
+            tag,
+            bytes: size,
+        };
+        // The box's heap memory stays put while the future owns it.
+        let bytes: *const [u8] = std::ptr::slice_from_raw_parts(target.ptr, size);
+        ReceiveFuture::new(value, Request::new(id, comm, StaticScope, bytes, purpose))
+    }
+
+    /// Non-blocking receive of one value of `T` with any tag.
+    fn immediate_receive<T: Equivalence>(&self) -> ReceiveFuture<T> {
+        self.immediate_receive_with_tag(ANY_TAG)
+    }
+
     /// [`probe_with_tag`](Self::probe_with_tag) returning errors.
     fn try_probe_with_tag(&self, tag: Tag) -> Result<Status, Error> {
         let (comm, rank) = self.source();
-        probe_status(comm, rank, tag)
+        if rank == PROC_NULL {
+            return Ok(Status {
+                source: PROC_NULL,
+                tag: ANY_TAG,
+                bytes: 0,
+                cancelled: false,
+            });
+        }
+        let envelope = envelope(comm, rank, tag)?;
+        let status = comm
+            .runtime()
+            .progress
+            .wait_for(|s| s.engine.probe(&envelope));
+        Ok(Status::from_engine(comm, status))
     }
 
     /// Waits until a message with `tag` can be received and describes it
     /// without receiving it (MPI_Probe, MPI 4.1 §3.8.1).
     fn probe_with_tag(&self, tag: Tag) -> Status {
-        match self.try_probe_with_tag(tag) {
-            Ok(s) => s,
-            Err(e) => {
-                let (comm, rank) = self.source();
-                comm.fatal(
-                    Operation {
-                        name: "probe",
-                        peer: Some(rank),
-                        tag: Some(tag),
-                        bytes: None,
-                    },
-                    e,
-                )
-            }
-        }
+        let (comm, rank) = self.source();
+        fatal(comm, "probe", rank, tag, None, self.try_probe_with_tag(tag))
     }
 
     /// [`probe`](Self::probe) returning errors.
@@ -464,6 +627,100 @@ pub trait Source {
     /// MPI_Probe with any tag.
     fn probe(&self) -> Status {
         self.probe_with_tag(ANY_TAG)
+    }
+
+    /// [`immediate_probe_with_tag`](Self::immediate_probe_with_tag)
+    /// returning errors.
+    fn try_immediate_probe_with_tag(&self, tag: Tag) -> Result<Option<Status>, Error> {
+        let (comm, rank) = self.source();
+        let envelope = envelope(comm, rank, tag)?;
+        let found = comm
+            .runtime()
+            .progress
+            .poll_once_then(|s| s.engine.probe(&envelope));
+        Ok(found.map(|s| Status::from_engine(comm, s)))
+    }
+
+    /// Whether a message with `tag` can be received now, without receiving
+    /// it (MPI_Iprobe, MPI 4.1 §3.8.1). Makes progress once.
+    fn immediate_probe_with_tag(&self, tag: Tag) -> Option<Status> {
+        let (comm, rank) = self.source();
+        fatal(
+            comm,
+            "immediate_probe",
+            rank,
+            tag,
+            None,
+            self.try_immediate_probe_with_tag(tag),
+        )
+    }
+
+    /// MPI_Iprobe with any tag.
+    fn immediate_probe(&self) -> Option<Status> {
+        self.immediate_probe_with_tag(ANY_TAG)
+    }
+
+    /// [`matched_probe_with_tag`](Self::matched_probe_with_tag) returning
+    /// errors.
+    fn try_matched_probe_with_tag(&self, tag: Tag) -> Result<(Message, Status), Error> {
+        let (comm, rank) = self.source();
+        let envelope = envelope(comm, rank, tag)?;
+        let (status, matched) = comm
+            .runtime()
+            .progress
+            .wait_for(|s| s.engine.matched_probe(&envelope));
+        Ok((
+            Message {
+                comm: comm.clone(),
+                matched: Some(matched),
+            },
+            Status::from_engine(comm, status),
+        ))
+    }
+
+    /// Waits for a message with `tag` and takes it out of matching, so only
+    /// the returned [`Message`] can receive it (MPI_Mprobe, MPI 4.1 §3.8.2).
+    fn matched_probe_with_tag(&self, tag: Tag) -> (Message, Status) {
+        let (comm, rank) = self.source();
+        fatal(
+            comm,
+            "matched_probe",
+            rank,
+            tag,
+            None,
+            self.try_matched_probe_with_tag(tag),
+        )
+    }
+
+    /// MPI_Mprobe with any tag.
+    fn matched_probe(&self) -> (Message, Status) {
+        self.matched_probe_with_tag(ANY_TAG)
+    }
+
+    /// Takes a message with `tag` out of matching if one is there now
+    /// (MPI_Improbe, MPI 4.1 §3.8.2).
+    fn immediate_matched_probe_with_tag(&self, tag: Tag) -> Option<(Message, Status)> {
+        let (comm, rank) = self.source();
+        let result = envelope(comm, rank, tag).map(|envelope| {
+            comm.runtime()
+                .progress
+                .poll_once_then(|s| s.engine.matched_probe(&envelope))
+                .map(|(status, matched)| {
+                    (
+                        Message {
+                            comm: comm.clone(),
+                            matched: Some(matched),
+                        },
+                        Status::from_engine(comm, status),
+                    )
+                })
+        });
+        fatal(comm, "immediate_matched_probe", rank, tag, None, result)
+    }
+
+    /// MPI_Improbe with any tag.
+    fn immediate_matched_probe(&self) -> Option<(Message, Status)> {
+        self.immediate_matched_probe_with_tag(ANY_TAG)
     }
 }
 
@@ -477,4 +734,281 @@ impl Source for AnyProcess<'_> {
     fn source(&self) -> (&SimpleCommunicator, Rank) {
         (self.communicator(), ANY_SOURCE)
     }
+}
+
+/// A message taken out of matching by a matched probe; only it can receive
+/// the message (MPI_Message, MPI 4.1 §3.8.2).
+pub struct Message {
+    comm: SimpleCommunicator,
+    matched: Option<MatchedMessage>,
+}
+
+impl Message {
+    fn receive_bytes(&mut self, buffer: UserBuffer) -> Result<Status, Error> {
+        let matched = self.matched.take().ok_or(Error::Finalized)?;
+        let id = self
+            .comm
+            .runtime()
+            .progress
+            .with_state(|s| s.engine.receive_matched(matched, buffer));
+        wait(&self.comm, id)
+    }
+
+    /// [`matched_receive_into`](Self::matched_receive_into) returning errors.
+    pub fn try_matched_receive_into<B: BufferMut + ?Sized>(
+        mut self,
+        buf: &mut B,
+    ) -> Result<Status, Error> {
+        self.receive_bytes(UserBuffer::from_mut_slice(buf.as_bytes_mut()))
+    }
+
+    /// Receives the message into `buf` (MPI_Mrecv, MPI 4.1 §3.8.3).
+    pub fn matched_receive_into<B: BufferMut + ?Sized>(self, buf: &mut B) -> Status {
+        let comm = self.comm.clone();
+        let len = buf.as_bytes_mut().len();
+        let result = self.try_matched_receive_into(buf);
+        fatal(
+            &comm,
+            "matched_receive_into",
+            ANY_SOURCE,
+            ANY_TAG,
+            Some(len),
+            result,
+        )
+    }
+
+    /// [`matched_receive_vec`](Self::matched_receive_vec) returning errors.
+    pub fn try_matched_receive_vec<T: Equivalence>(mut self) -> Result<(Vec<T>, Status), Error> {
+        let bytes = self.matched.as_ref().map_or(0, |m| m.length());
+        let element = T::equivalent_datatype().size();
+        if element == 0 || !bytes.is_multiple_of(element) {
+            // Receive it anyway so it does not linger, then report.
+            let mut sink = vec![0u8; bytes];
+            self.receive_bytes(UserBuffer::from_mut_slice(&mut sink))?;
+            return Err(Error::Datatype {
+                message_bytes: bytes,
+                element_bytes: element,
+            });
+        }
+        let count = bytes / element;
+        let mut elements: Vec<T> = Vec::with_capacity(count);
+        let status = self.receive_bytes(UserBuffer {
+            ptr: elements.as_mut_ptr().cast(),
+            len: bytes,
+        })?;
+        // SAFETY: the receive wrote exactly `count * element` bytes of
+        // elements sent as T into the vector's capacity.
+        unsafe { elements.set_len(count) };
+        Ok((elements, status))
+    }
+
+    /// Receives the message into a new vector of `T`.
+    pub fn matched_receive_vec<T: Equivalence>(self) -> (Vec<T>, Status) {
+        let comm = self.comm.clone();
+        fatal(
+            &comm,
+            "matched_receive_vec",
+            ANY_SOURCE,
+            ANY_TAG,
+            None,
+            self.try_matched_receive_vec(),
+        )
+    }
+
+    /// Receives one value of `T`.
+    pub fn matched_receive<T: Equivalence>(mut self) -> (T, Status) {
+        let comm = self.comm.clone();
+        let mut value = MaybeUninit::<T>::uninit();
+        let size = std::mem::size_of::<T>();
+        let result = self
+            .receive_bytes(UserBuffer {
+                ptr: value.as_mut_ptr().cast(),
+                len: size,
+            })
+            .and_then(|status| {
+                if status.bytes == size {
+                    Ok(status)
+                } else {
+                    Err(Error::Datatype {
+                        message_bytes: status.bytes,
+                        element_bytes: size,
+                    })
+                }
+            });
+        let status = fatal(
+            &comm,
+            "matched_receive",
+            ANY_SOURCE,
+            ANY_TAG,
+            Some(size),
+            result,
+        );
+        // SAFETY: all `size` bytes were written by a sender of T.
+        (unsafe { value.assume_init() }, status)
+    }
+}
+
+impl Drop for Message {
+    fn drop(&mut self) {
+        if self.matched.is_some() {
+            eprintln!(
+                "mpirt: rank {}: a matched message was dropped without being received; it is lost",
+                self.comm.runtime().rank
+            );
+            // Receive it into nothing so its sender (rendezvous) completes.
+            let mut sink = vec![0u8; self.matched.as_ref().map_or(0, |m| m.length())];
+            let _ = self.receive_bytes(UserBuffer::from_mut_slice(&mut sink));
+        }
+    }
+}
+
+/// Sends `msg` to `destination` with `sendtag` and receives into `buf` from
+/// `source` with `receivetag`, as one operation that cannot deadlock in a
+/// ring or to self (MPI_Sendrecv, MPI 4.1 §3.10): both halves are started,
+/// then both waited for.
+pub fn try_send_receive_into_with_tags<M, D, B, S>(
+    msg: &M,
+    destination: &D,
+    sendtag: Tag,
+    buf: &mut B,
+    source: &S,
+    receivetag: Tag,
+) -> Result<Status, Error>
+where
+    M: Buffer + ?Sized,
+    D: Destination,
+    B: BufferMut + ?Sized,
+    S: Source,
+{
+    let (send_comm, to) = destination.destination();
+    let (receive_comm, from) = source.source();
+    let receive = start_receive(
+        receive_comm,
+        from,
+        receivetag,
+        UserBuffer::from_mut_slice(buf.as_bytes_mut()),
+    )?;
+    let sent = start_send(send_comm, to, sendtag, msg.as_bytes(), Mode::Standard)
+        .and_then(|id| wait(send_comm, id));
+    // The receive is waited for even when the send failed: it borrows `buf`.
+    let received = wait(receive_comm, receive);
+    sent?;
+    received
+}
+
+/// MPI_Sendrecv; see [`try_send_receive_into_with_tags`].
+pub fn send_receive_into_with_tags<M, D, B, S>(
+    msg: &M,
+    destination: &D,
+    sendtag: Tag,
+    buf: &mut B,
+    source: &S,
+    receivetag: Tag,
+) -> Status
+where
+    M: Buffer + ?Sized,
+    D: Destination,
+    B: BufferMut + ?Sized,
+    S: Source,
+{
+    let result =
+        try_send_receive_into_with_tags(msg, destination, sendtag, buf, source, receivetag);
+    let (comm, to) = destination.destination();
+    fatal(
+        comm,
+        "send_receive_into",
+        to,
+        sendtag,
+        Some(msg.as_bytes().len()),
+        result,
+    )
+}
+
+/// MPI_Sendrecv with tag 0 both ways.
+pub fn send_receive_into<M, D, B, S>(msg: &M, destination: &D, buf: &mut B, source: &S) -> Status
+where
+    M: Buffer + ?Sized,
+    D: Destination,
+    B: BufferMut + ?Sized,
+    S: Source,
+{
+    send_receive_into_with_tags(msg, destination, 0, buf, source, ANY_TAG)
+}
+
+/// MPI_Sendrecv of one value each way, with tags.
+pub fn send_receive_with_tags<M, D, R, S>(
+    msg: &M,
+    destination: &D,
+    sendtag: Tag,
+    source: &S,
+    receivetag: Tag,
+) -> (R, Status)
+where
+    M: Equivalence,
+    D: Destination,
+    R: Equivalence,
+    S: Source,
+{
+    let mut value = MaybeUninit::<R>::uninit();
+    let size = std::mem::size_of::<R>();
+    // SAFETY: bytes are written into the value's storage; it is read as R
+    // only once all `size` bytes arrived.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(value.as_mut_ptr().cast::<u8>(), size) };
+    let status = send_receive_into_with_tags(msg, destination, sendtag, bytes, source, receivetag);
+    if status.bytes != size {
+        let (comm, to) = destination.destination();
+        let e = Error::Datatype {
+            message_bytes: status.bytes,
+            element_bytes: size,
+        };
+        fatal::<()>(comm, "send_receive", to, sendtag, Some(size), Err(e));
+    }
+    // SAFETY: all `size` bytes were written by a sender of R.
+    (unsafe { value.assume_init() }, status)
+}
+
+/// MPI_Sendrecv of one value each way, tag 0.
+pub fn send_receive<R, M, D, S>(msg: &M, destination: &D, source: &S) -> (R, Status)
+where
+    M: Equivalence,
+    D: Destination,
+    R: Equivalence,
+    S: Source,
+{
+    send_receive_with_tags(msg, destination, 0, source, ANY_TAG)
+}
+
+/// Sends the contents of `buf` and receives into the same buffer
+/// (MPI_Sendrecv_replace, MPI 4.1 §3.10).
+pub fn send_receive_replace_into_with_tags<B, D, S>(
+    buf: &mut B,
+    destination: &D,
+    sendtag: Tag,
+    source: &S,
+    receivetag: Tag,
+) -> Status
+where
+    B: BufferMut + ?Sized,
+    D: Destination,
+    S: Source,
+{
+    let outgoing = buf.as_bytes_mut().to_vec();
+    send_receive_into_with_tags(
+        &outgoing[..],
+        destination,
+        sendtag,
+        buf.as_bytes_mut(),
+        source,
+        receivetag,
+    )
+}
+
+/// MPI_Sendrecv_replace with tag 0 both ways.
+pub fn send_receive_replace_into<B, D, S>(buf: &mut B, destination: &D, source: &S) -> Status
+where
+    B: BufferMut + ?Sized,
+    D: Destination,
+    S: Source,
+{
+    send_receive_replace_into_with_tags(buf, destination, 0, source, ANY_TAG)
 }

@@ -173,6 +173,17 @@ impl Progress {
         result
     }
 
+    /// Polls sockets once without blocking, then runs `f` as
+    /// [`with_state`](Self::with_state) does: what `test` and the immediate
+    /// probes use, so that a loop of them sees new data.
+    pub fn poll_once_then<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.poll_events(Duration::ZERO);
+        self.with_state(|state| {
+            state.pump();
+            f(state)
+        })
+    }
+
     /// Makes progress until `done` says so; returns its value.
     pub fn wait_for<R>(&self, mut done: impl FnMut(&mut State) -> Option<R>) -> R {
         let mut idle_since = Instant::now();

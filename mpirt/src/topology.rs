@@ -56,6 +56,25 @@ impl SimpleCommunicator {
         }
     }
 
+    /// Errors carry world ranks from the engine; users see this
+    /// communicator's.
+    pub(crate) fn localize(&self, error: Error) -> Error {
+        match error {
+            Error::Truncate {
+                sender,
+                tag,
+                message_bytes,
+                buffer_bytes,
+            } => Error::Truncate {
+                sender: self.local_rank(sender),
+                tag,
+                message_bytes,
+                buffer_bytes,
+            },
+            other => other,
+        }
+    }
+
     /// Ends with MPI's default error handler (errors are fatal).
     pub(crate) fn fatal(&self, operation: Operation<'_>, error: Error) -> ! {
         self.runtime.fatal(operation, error)

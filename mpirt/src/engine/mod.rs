@@ -143,6 +143,13 @@ pub struct Status {
 #[derive(Debug)]
 pub struct MatchedMessage(UnexpectedMessage);
 
+impl MatchedMessage {
+    /// The message's length in bytes.
+    pub fn length(&self) -> usize {
+        self.0.length
+    }
+}
+
 /// A frame leaving the engine, with its payload.
 pub struct Transmit {
     /// The header, sequence number set.
@@ -221,6 +228,8 @@ enum RequestKind {
     Send {
         peer: i32,
         tag: i32,
+        /// Message length (an eager `Owned` send's bytes move to its frame).
+        len: usize,
         data: SendData,
         state: SendState,
     },
@@ -307,7 +316,7 @@ impl Engine {
         peer: i32,
         context: u32,
         tag: i32,
-        data: SendData,
+        mut data: SendData,
         mode: SendMode,
     ) -> RequestId {
         let id = self.new_request_id();
@@ -324,6 +333,7 @@ impl Engine {
                     kind: RequestKind::Send {
                         peer,
                         tag,
+                        len,
                         data,
                         state: SendState::Staged,
                     },
@@ -352,9 +362,13 @@ impl Engine {
                 header.flags |= FLAG_SYNC;
             }
             let owned = matches!(data, SendData::Owned(_));
-            // SAFETY: `data` is valid for `len` bytes until this request
-            // completes; we copy it now, before returning.
-            let copy = unsafe { std::slice::from_raw_parts(data.as_ptr(), len) }.to_vec();
+            let copy = match &mut data {
+                // A buffered send's copy moves into the frame as it is.
+                SendData::Owned(bytes) => std::mem::take(bytes),
+                // SAFETY: the caller's buffer is valid for `len` bytes until
+                // this request completes; we copy it now, before returning.
+                SendData::Borrowed(b) => unsafe { std::slice::from_raw_parts(b.ptr, len) }.to_vec(),
+            };
             self.enqueue(peer, header, Payload::Owned(copy));
             match (sync, owned) {
                 (true, _) => (SendState::AwaitingAck, None),
@@ -373,6 +387,7 @@ impl Engine {
                 kind: RequestKind::Send {
                     peer,
                     tag,
+                    len,
                     data,
                     state,
                 },
@@ -433,6 +448,28 @@ impl Engine {
             bytes: m.length,
             cancelled: false,
         })
+    }
+
+    /// A request that is complete from the start (an operation on
+    /// `PROC_NULL`, or a buffered send whose copy is made).
+    pub fn post_completed(&mut self, status: Status) -> RequestId {
+        let id = self.new_request_id();
+        let buffer = UserBuffer {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+        };
+        let kind = RequestKind::Receive {
+            buffer,
+            state: ReceiveState::Posted,
+        };
+        self.requests.insert(
+            id,
+            Request {
+                kind,
+                outcome: Some(Ok(status)),
+            },
+        );
+        id
     }
 
     /// Takes the first unexpected message an envelope accepts, so that only
@@ -656,8 +693,9 @@ impl Engine {
                         RequestKind::Send {
                             peer: to,
                             tag,
-                            data,
+                            len,
                             state: state @ SendState::AwaitingAck,
+                            ..
                         },
                     outcome,
                 }) = request
@@ -676,7 +714,7 @@ impl Engine {
                 *outcome = Some(Ok(Status {
                     source: peer,
                     tag: *tag,
-                    bytes: data.len(),
+                    bytes: *len,
                     cancelled: false,
                 }));
             }
