@@ -234,3 +234,4 @@ fn pingpong_table_by_default() {
         10
     );
 }
+conformance_suite!(shm, Transport::Shm);

@@ -82,19 +82,8 @@ enum CliTransport {
     Auto,
     /// TCP only
     Tcp,
-    /// Shared memory only (not available yet)
+    /// Shared memory only (every rank on this node)
     Shm,
-}
-
-/// Transports `mpirun` cannot offer yet, each with the line that refuses it.
-/// Delete the `Shm` entry once mpirt's shared-memory transport lands.
-fn unavailable_transport(transport: CliTransport) -> Option<&'static str> {
-    match transport {
-        CliTransport::Shm => {
-            Some("shared memory transport is not available yet; use --transport tcp")
-        }
-        CliTransport::Auto | CliTransport::Tcp => None,
-    }
 }
 
 fn parse_export(text: &str) -> Result<(String, Option<String>), String> {
@@ -244,9 +233,6 @@ fn run(cli: Cli) -> Result<i32, Refusal> {
         }
     }
     if let Some(transport) = cli.transport {
-        if let Some(refusal) = unavailable_transport(transport) {
-            return Err(Refusal::Usage(refusal.into()));
-        }
         job = job.transport(match transport {
             CliTransport::Auto => Transport::Auto,
             CliTransport::Tcp => Transport::Tcp,

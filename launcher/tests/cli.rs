@@ -172,10 +172,26 @@ fn bad_arguments_are_refused_with_one_line() {
     assert_refused(&["-n", "two", "hostname"], "two");
     assert_refused(&["--bogus", "hostname"], "unexpected argument '--bogus'");
     assert_refused(&["--timeout", "0", "hostname"], "positive");
-    assert_refused(
-        &["--transport", "shm", "hostname"],
-        "shared memory transport is not available yet; use --transport tcp",
-    );
+    assert_refused(&["--transport", "udp", "hostname"], "udp");
+}
+
+#[test]
+fn transport_shm_reaches_the_ranks() {
+    let (out, _) = run_mpirun(&[
+        "-n",
+        "2",
+        "--transport",
+        "shm",
+        "--timeout",
+        "30",
+        "sh",
+        "-c",
+        "echo \"$PMI_RANK $MPIRT_TRANSPORT\"",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    let mut lines = stdout_lines(&out);
+    lines.sort();
+    assert_eq!(lines, ["0 shm", "1 shm"]);
 }
 
 #[test]

@@ -2,10 +2,14 @@
 //! rank to the others, and dropping the [`Universe`] finalizes.
 //!
 //! Start-up: read rank and size from the process manager, listen on
-//! loopback (or `MPIRT_BIND_ADDR`), publish a business card through PMI
-//! (`put`, then a fence), read the others' cards, and connect to every
-//! lower rank (the fixed rule: the higher rank connects). Higher ranks'
-//! connections are admitted as they arrive.
+//! loopback (or `MPIRT_BIND_ADDR`), create this rank's shared-memory
+//! segment, publish a business card through PMI (`put`, then a fence), and
+//! read the others' cards. Peers with this rank's node identity are reached
+//! through shared memory (their segments are mapped now), others by TCP:
+//! this rank connects to every lower rank (the fixed rule: the higher rank
+//! connects), and higher ranks' connections are admitted as they arrive.
+//! `MPIRT_TRANSPORT=tcp|shm|auto` forces a choice. A second fence tells
+//! every rank that its peers have mapped its segment, which it then unlinks.
 //!
 //! Shutdown: wait for every send of this rank to complete, say `Fin` to each
 //! peer, keep serving peers until each has said `Fin` too, then close. A rank
@@ -27,6 +31,7 @@ use crate::engine::{Limits, RequestId, Status as EngineStatus};
 use crate::error::{Error, Operation};
 use crate::progress::{Progress, WaitPolicy, Wiring};
 use crate::topology::SimpleCommunicator;
+use crate::transport::shm::{self, CopyPath, Segment, ShmLink, ShmSettings};
 use crate::transport::tcp;
 use crate::wire::handshake::{Handshake, Token, TOKEN_LEN};
 
@@ -52,10 +57,23 @@ pub struct Universe {
     pub(crate) runtime: Arc<Runtime>,
 }
 
+/// How ranks reach each other (`MPIRT_TRANSPORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransportChoice {
+    /// Shared memory with peers of the same node, TCP with the others.
+    Auto,
+    /// TCP with every peer.
+    Tcp,
+    /// Shared memory with every peer: all must share this node.
+    Shm,
+}
+
 /// What the environment variables set (`mpirun` flags set them too).
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     limits: Limits,
+    transport: TransportChoice,
+    shm: ShmSettings,
 }
 
 fn parse_size(name: &str, text: &str) -> Result<usize, Error> {
@@ -99,35 +117,65 @@ impl Settings {
                 crate::wire::HEADER_LEN
             )));
         }
-        match std::env::var("MPIRT_TRANSPORT").as_deref() {
-            Err(_) | Ok("") | Ok("auto") | Ok("tcp") => {}
-            Ok("shm") => return Err(Error::Bootstrap(
-                "MPIRT_TRANSPORT=shm: the shared-memory transport is not available yet; use tcp"
-                    .into(),
-            )),
+        let transport = match std::env::var("MPIRT_TRANSPORT").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => TransportChoice::Auto,
+            Ok("tcp") => TransportChoice::Tcp,
+            Ok("shm") => TransportChoice::Shm,
             Ok(other) => {
                 return Err(Error::Bootstrap(format!(
                     "MPIRT_TRANSPORT={other:?}: use tcp, shm or auto"
                 )))
             }
+        };
+        let copy = match std::env::var("MPIRT_SHM_COPY").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => CopyPath::Auto,
+            Ok("cma") => CopyPath::Cma,
+            Ok("pipeline") => CopyPath::Pipeline,
+            Ok(other) => {
+                return Err(Error::Bootstrap(format!(
+                    "MPIRT_SHM_COPY={other:?}: use auto, cma or pipeline"
+                )))
+            }
+        };
+        let mut shm = ShmSettings {
+            copy,
+            ..ShmSettings::default()
+        };
+        if let Ok(v) = std::env::var("MPIRT_SHM_RING") {
+            shm.ring_bytes = parse_size("MPIRT_SHM_RING", &v)?;
         }
-        Ok(Settings { limits })
+        if let Ok(v) = std::env::var("MPIRT_SHM_CMA_THRESHOLD") {
+            shm.cma_threshold = parse_size("MPIRT_SHM_CMA_THRESHOLD", &v)?;
+        }
+        if let Ok(v) = std::env::var("MPIRT_SHM_CHUNK") {
+            shm.chunk = parse_size("MPIRT_SHM_CHUNK", &v)?.max(4096);
+        }
+        Ok(Settings {
+            limits,
+            transport,
+            shm,
+        })
     }
 }
 
-/// A rank's business card: how to reach it, published through PMI.
+/// A rank's business card: how to reach it, published through PMI. About
+/// 100 bytes before hex encoding (PMI values may hold 1024).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Card {
     node: String,
     address: SocketAddr,
     pid: u32,
+    /// The shared-memory segment's name, when the rank offers one.
+    shm: Option<String>,
 }
 
 impl Card {
     fn encode(&self) -> String {
-        pmi::hex_encode(
-            format!("node={};tcp={};pid={}", self.node, self.address, self.pid).as_bytes(),
-        )
+        let mut plain = format!("node={};tcp={};pid={}", self.node, self.address, self.pid);
+        if let Some(name) = &self.shm {
+            plain += &format!(";shm={name}");
+        }
+        pmi::hex_encode(plain.as_bytes())
     }
 
     fn decode(text: &str) -> Option<Card> {
@@ -135,11 +183,13 @@ impl Card {
         let mut node = None;
         let mut address = None;
         let mut pid = None;
+        let mut shm = None;
         for field in plain.split(';') {
             match field.split_once('=')? {
                 ("node", v) => node = Some(v.to_string()),
                 ("tcp", v) => address = v.parse().ok(),
                 ("pid", v) => pid = v.parse().ok(),
+                ("shm", v) => shm = Some(v.to_string()),
                 _ => {}
             }
         }
@@ -147,12 +197,14 @@ impl Card {
             node: node?,
             address: address?,
             pid: pid?,
+            shm,
         })
     }
 }
 
-/// This host's identity: the same for every process of one machine and
-/// network namespace (`MPIRT_NODE_ID` overrides it).
+/// This host's identity: the same for every process of one machine that
+/// shares its network, IPC and mount namespaces (so loopback addresses and
+/// `/dev/shm` mean the same to both); `MPIRT_NODE_ID` overrides it.
 fn node_identity() -> String {
     if let Ok(id) = std::env::var("MPIRT_NODE_ID") {
         return id.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
@@ -162,10 +214,12 @@ fn node_identity() -> String {
         .unwrap_or_default()
         .hash(&mut hasher);
     processor_name().hash(&mut hasher);
-    std::fs::read_link("/proc/self/ns/net")
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
-        .hash(&mut hasher);
+    for namespace in ["net", "ipc", "mnt"] {
+        std::fs::read_link(format!("/proc/self/ns/{namespace}"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+            .hash(&mut hasher);
+    }
     format!("{:016x}", hasher.finish())
 }
 
@@ -200,16 +254,40 @@ impl Runtime {
             listener: None,
             connected: Vec::new(),
             job_token: [0; TOKEN_LEN],
+            shm_links: Vec::new(),
+            segment: None,
         };
         let mut ranks_on_host = 1;
         if size > 1 {
             let listener = tcp::listen(bind_address()?)
                 .map_err(|e| Error::Bootstrap(format!("cannot listen: {e}")))?;
             let address = listener.local_addr()?;
+            let mut segment = match settings.transport {
+                TransportChoice::Tcp => None,
+                choice => {
+                    let capacity = shm::segment::ring_capacity(
+                        settings.shm.ring_bytes,
+                        settings.limits.eager_limit,
+                    );
+                    match Segment::create(size as usize, capacity) {
+                        Ok(segment) => Some(segment),
+                        Err(e) if choice == TransportChoice::Auto => {
+                            eprintln!("mpirt: rank {rank}: no shared memory ({e}); using TCP");
+                            None
+                        }
+                        Err(e) => {
+                            return Err(Error::Bootstrap(format!(
+                                "MPIRT_TRANSPORT=shm: cannot create a shared-memory segment: {e}"
+                            )))
+                        }
+                    }
+                }
+            };
             let me = Card {
                 node: node_identity(),
                 address,
                 pid: std::process::id(),
+                shm: segment.as_ref().map(|s| s.name().to_string()),
             };
             if rank == 0 {
                 bootstrap.put("mpirt-token", &pmi::hex_encode(&random_token()?))?;
@@ -230,8 +308,39 @@ impl Runtime {
                 })?);
             }
             ranks_on_host = cards.iter().filter(|c| c.node == me.node).count();
+            if settings.transport == TransportChoice::Shm {
+                if let Some((peer, card)) = cards
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| c.node != me.node || c.shm.is_none())
+                {
+                    return Err(Error::Bootstrap(format!(
+                        "MPIRT_TRANSPORT=shm, but rank {peer} (pid {}) is on another node or offers no shared memory; use auto or tcp for jobs across nodes",
+                        card.pid
+                    )));
+                }
+            }
+            // Shared memory with a peer when both offer it on one node.
+            let mine = segment.as_ref().map(|s| s.name().to_string());
+            let shared = |card: &Card| mine.is_some() && card.shm.is_some() && card.node == me.node;
+            let mut peer_segments = Vec::new();
+            for (peer, card) in cards.iter().enumerate() {
+                if peer as i32 == rank || !shared(card) {
+                    continue;
+                }
+                let name = card.shm.as_deref().unwrap_or_default();
+                let theirs = Segment::open(name, size as usize).map_err(|e| {
+                    Error::Bootstrap(format!(
+                        "cannot map rank {peer}'s shared-memory segment {name}: {e}"
+                    ))
+                })?;
+                peer_segments.push((peer, card.pid, theirs));
+            }
             let handshake = Handshake { token, rank, size }.encode();
             for (peer, card) in cards.iter().enumerate().take(rank as usize) {
+                if shared(card) {
+                    continue;
+                }
                 let connect = || -> std::io::Result<std::net::TcpStream> {
                     let mut stream = std::net::TcpStream::connect(card.address)?;
                     stream.write_all(&handshake)?;
@@ -242,6 +351,28 @@ impl Runtime {
                     reason: format!("cannot connect to {}: {e}", card.address),
                 })?;
                 wiring.connected.push((peer as i32, stream));
+            }
+            // Every rank has mapped the segments it needs: unlink ours, so
+            // nothing stays in /dev/shm however the job ends.
+            bootstrap.fence()?;
+            if let Some(segment) = &mut segment {
+                segment.unlink()?;
+            }
+            if let Some(segment) = segment.filter(|_| !peer_segments.is_empty()) {
+                let segment = Arc::new(segment);
+                for (peer, pid, theirs) in peer_segments {
+                    let link = ShmLink::new(
+                        rank as usize,
+                        peer,
+                        pid,
+                        segment.clone(),
+                        Arc::new(theirs),
+                        settings.shm,
+                        settings.limits.remote_buffer,
+                    );
+                    wiring.shm_links.push((peer as i32, link));
+                }
+                wiring.segment = Some(segment);
             }
             wiring.listener = Some(listener);
             wiring.job_token = token;
@@ -401,11 +532,14 @@ mod tests {
 
     #[test]
     fn cards_round_trip_and_reject_junk() {
-        let card = Card {
+        let mut card = Card {
             node: "abc".into(),
             address: "127.0.0.1:4000".parse().unwrap(),
             pid: 42,
+            shm: None,
         };
+        assert_eq!(Card::decode(&card.encode()), Some(card.clone()));
+        card.shm = Some("mpirt-123-0123456789abcdef".into());
         assert_eq!(Card::decode(&card.encode()), Some(card));
         assert_eq!(Card::decode("zz"), None);
         assert_eq!(Card::decode(&pmi::hex_encode(b"node=a;pid=1")), None);

@@ -3,15 +3,30 @@
 //!
 //! There is no background thread: calls make progress, as in MPICH and Open
 //! MPI. A wait spins (polling without blocking) while this host's ranks fit
-//! its cores, then yields, then blocks in the kernel on socket readiness.
-//! The engine lock is never held while blocked: the poller has a lock of its
-//! own, and a thread that finds it taken leaves socket polling to its holder
-//! (which wakes through [`mio::Waker`] when another thread changed the
+//! its cores, then yields, then blocks in the kernel. The engine lock is
+//! never held while blocked: the poller has a lock of its own, and a thread
+//! that finds it taken leaves blocking to its holder (which is woken
+//! through [`mio::Waker`] or the doorbell when another thread changed the
 //! state), so several threads of one rank can communicate at once.
+//!
+//! Where it blocks depends on the links:
+//! - TCP only: in `epoll` until a socket is ready (or `block` passes).
+//! - shared memory only (the listener aside): on this rank's doorbell, a
+//!   futex in its segment that peers ring after writing to its rings (see
+//!   `transport::shm::doorbell`); the listening socket is looked at after
+//!   each sleep, so a stranger waits at most `block`.
+//! - both: in `epoll` for at most [`MIXED_BLOCK`], looking at the rings
+//!   between sleeps: a shared-memory message waits at most that long for a
+//!   rank that has slept through 2 ms of silence.
+//!
+//! While spinning, sockets are polled (a system call) every round only when
+//! TCP links exist; with shared memory alone, once every
+//! [`SOCKET_POLL_INTERVAL`], so a round costs a few cache-line reads.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
@@ -19,6 +34,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::engine::{Engine, Limits};
+use crate::transport::shm::{Segment, ShmLink};
 use crate::transport::tcp::{self, Admission, Stranger, TcpConnection};
 use crate::transport::{Link, LinkError};
 use crate::wire::handshake::Token as JobToken;
@@ -27,6 +43,12 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 /// Tokens from here up name strangers (connections before their handshake).
 const STRANGERS: usize = 1 << 40;
+/// With TCP and shared-memory links, the longest a wait sleeps in `epoll`
+/// before it looks at the rings.
+pub const MIXED_BLOCK: Duration = Duration::from_millis(1);
+/// With shared-memory links only, how often a spinning wait polls the
+/// listening socket.
+pub const SOCKET_POLL_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How long a waiting call spins, then yields, before it blocks.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +96,8 @@ pub struct State {
     job_token: JobToken,
     rank: i32,
     size: i32,
+    /// Links that are `Link::Tcp`.
+    tcp_links: usize,
 }
 
 struct Poller {
@@ -93,6 +117,8 @@ pub struct Progress {
     pumped: Condvar,
     pumped_lock: Mutex<()>,
     policy: WaitPolicy,
+    /// This rank's shared-memory segment: its doorbell.
+    segment: Option<Arc<Segment>>,
 }
 
 /// Where this rank listens and whom it connects to at start.
@@ -103,6 +129,10 @@ pub struct Wiring {
     pub connected: Vec<(i32, std::net::TcpStream)>,
     /// The job's token.
     pub job_token: JobToken,
+    /// Shared-memory links to peers on this host.
+    pub shm_links: Vec<(i32, ShmLink)>,
+    /// This rank's segment, when it has shared-memory links.
+    pub segment: Option<Arc<Segment>>,
 }
 
 impl Progress {
@@ -135,6 +165,10 @@ impl Progress {
             links[peer as usize] =
                 Link::Tcp(Box::new(TcpConnection::new(stream, limits.remote_buffer)));
         }
+        let tcp_links = links.iter().filter(|l| matches!(l, Link::Tcp(_))).count();
+        for (peer, link) in wiring.shm_links {
+            links[peer as usize] = Link::Shm(Box::new(link));
+        }
         let state = State {
             engine: Engine::new(rank, size, limits),
             links,
@@ -145,6 +179,7 @@ impl Progress {
             job_token: wiring.job_token,
             rank,
             size,
+            tcp_links,
         };
         Ok(Progress {
             state: Mutex::new(state),
@@ -157,6 +192,7 @@ impl Progress {
             pumped: Condvar::new(),
             pumped_lock: Mutex::new(()),
             policy,
+            segment: wiring.segment,
         })
     }
 
@@ -168,9 +204,17 @@ impl Progress {
         drop(state);
         if self.blocked.load(Ordering::Acquire) {
             // Someone sleeps in the poller and may wait for what we did.
-            let _ = self.waker.wake();
+            self.wake_sleeper();
         }
         result
+    }
+
+    /// Wakes the thread of this rank that blocks, wherever it blocks.
+    fn wake_sleeper(&self) {
+        let _ = self.waker.wake();
+        if let Some(segment) = &self.segment {
+            segment.doorbell().ring();
+        }
     }
 
     /// Polls sockets once without blocking, then runs `f` as
@@ -187,27 +231,75 @@ impl Progress {
     /// Makes progress until `done` says so; returns its value.
     pub fn wait_for<R>(&self, mut done: impl FnMut(&mut State) -> Option<R>) -> R {
         let mut idle_since = Instant::now();
+        let mut sockets_polled = idle_since;
         loop {
-            {
+            let sockets = {
                 let mut state = self.state.lock();
-                state.pump();
+                let moved = state.pump();
                 if let Some(r) = done(&mut state) {
                     return r;
                 }
-            }
-            let idle = idle_since.elapsed();
-            let timeout = if idle < self.policy.spin {
-                Duration::ZERO
-            } else if idle < self.policy.spin + self.policy.yield_for {
-                std::thread::yield_now();
-                Duration::ZERO
-            } else {
-                self.policy.block
+                if moved {
+                    idle_since = Instant::now();
+                    if self.blocked.load(Ordering::Relaxed) {
+                        // What arrived may be another thread's.
+                        self.wake_sleeper();
+                    }
+                }
+                state.tcp_links > 0
             };
-            if self.poll_events(timeout) {
+            let idle = idle_since.elapsed();
+            if idle < self.policy.spin + self.policy.yield_for {
+                if idle < self.policy.spin {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+                if sockets || sockets_polled.elapsed() >= SOCKET_POLL_INTERVAL {
+                    sockets_polled = Instant::now();
+                    if self.poll_events(Duration::ZERO) {
+                        idle_since = Instant::now();
+                    }
+                }
+            } else if self.block(sockets) {
                 idle_since = Instant::now();
             }
         }
+    }
+
+    /// Blocks until something may have happened (or the policy's `block`
+    /// passes); returns whether something did.
+    fn block(&self, sockets: bool) -> bool {
+        match &self.segment {
+            Some(segment) if !sockets => self.sleep_on_doorbell(segment),
+            Some(_) => self.poll_events(self.policy.block.min(MIXED_BLOCK)),
+            None => self.poll_events(self.policy.block),
+        }
+    }
+
+    /// Sleeps on this rank's doorbell until a peer writes to its rings,
+    /// another thread of the rank wakes it, or `block` passes.
+    fn sleep_on_doorbell(&self, segment: &Segment) -> bool {
+        let Some(poller) = self.poller.try_lock() else {
+            // Another thread blocks for this rank; wait for it, briefly.
+            let mut guard = self.pumped_lock.lock();
+            self.pumped.wait_for(&mut guard, Duration::from_millis(1));
+            return false;
+        };
+        let doorbell = segment.doorbell();
+        let generation = doorbell.prepare_sleep();
+        self.blocked.store(true, Ordering::Release);
+        // Announced: a record written from now on rings the bell. Look once
+        // more for one written before.
+        let arrived = self.state.lock().pump();
+        let rung = !arrived && doorbell.sleep(generation, self.policy.block);
+        self.blocked.store(false, Ordering::Release);
+        doorbell.finish_sleep();
+        drop(poller);
+        self.pumped.notify_all();
+        // The listener (strangers), without blocking.
+        let sockets = self.poll_events(Duration::ZERO);
+        arrived || rung || sockets
     }
 
     /// Polls sockets for up to `timeout` and applies what happened. Returns
@@ -250,24 +342,32 @@ impl Progress {
 }
 
 impl State {
-    /// Writes and reads every link that can, until nothing moves.
-    pub fn pump(&mut self) {
+    /// Writes and reads every link that can. Returns whether a link that
+    /// can tell (loopback, shared memory) moved anything.
+    pub fn pump(&mut self) -> bool {
+        let mut moved = false;
         for peer in 0..self.size {
             let link = &mut self.links[peer as usize];
-            let result = link
-                .flush(peer, &mut self.engine)
-                .and_then(|_| link.receive(peer, &mut self.engine));
-            // Receiving may have queued answers (clear-to-send, acks).
-            let result = result.and_then(|_| link.flush(peer, &mut self.engine));
-            if let Err(e) = result {
-                self.close_link(peer, e);
+            let engine = &mut self.engine;
+            let mut exchange = || -> Result<bool, LinkError> {
+                let wrote = link.flush(peer, engine)?;
+                let read = link.receive(peer, engine)?;
+                // Receiving may have queued answers (clear-to-send, acks).
+                let answered = link.flush(peer, engine)?;
+                Ok(wrote || read || answered)
+            };
+            match exchange() {
+                Ok(m) => moved |= m,
+                Err(e) => self.close_link(peer, e),
             }
         }
+        moved
     }
 
     fn close_link(&mut self, peer: i32, why: LinkError) {
         if let Link::Tcp(c) = &mut self.links[peer as usize] {
             let _ = self.registry.deregister(c.stream_mut());
+            self.tcp_links -= 1;
         }
         self.links[peer as usize] = Link::Closed;
         if let LinkError::Lost(reason) = why {
@@ -386,6 +486,7 @@ impl State {
                         let remote_buffer = self.engine.limits().remote_buffer;
                         self.links[peer as usize] =
                             Link::Tcp(Box::new(TcpConnection::new(stream, remote_buffer)));
+                        self.tcp_links += 1;
                     }
                     Err(e) => eprintln!(
                         "mpirt: rank {}: could not set up the connection from rank {peer}: {e}",
@@ -409,6 +510,7 @@ impl State {
             }
             self.links[peer as usize] = Link::Closed;
         }
+        self.tcp_links = 0;
         if let Some(mut l) = self.listener.take() {
             let _ = self.registry.deregister(&mut l);
         }

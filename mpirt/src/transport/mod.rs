@@ -1,23 +1,38 @@
 //! Transports: each moves framed bytes between this rank and one peer.
 //!
 //! The set is closed and dispatched by `enum` ([`Link`]), as
-//! crossbeam-channel dispatches its flavors. Every link obeys one contract
-//! with the progress layer, which is the only caller:
+//! crossbeam-channel dispatches its flavors: `Loopback` (this rank), `Shm`
+//! (a peer on this host, [`shm`]), `Tcp` (any peer, [`tcp`]). Every link
+//! obeys one contract with the progress layer, which is the only caller:
 //! - `flush`: write frames taken from [`Engine::poll_transmit`] for this
 //!   peer, in order, until the link would block; call
-//!   [`Engine::handle_transmitted`] for each frame written whole. A frame
-//!   partly written stays with the link and is finished first next time.
+//!   [`Engine::handle_transmitted`] for each frame once the peer no longer
+//!   needs the frame's memory: when it is written whole (TCP, eager frames
+//!   in a ring), or when the peer has copied it (shared memory's single
+//!   copy of a `Data` frame, acknowledged by a link record of its own). A
+//!   frame partly written, or that did not fit, stays with the link and is
+//!   finished first next time.
 //! - `receive`: read what has arrived and hand each frame to the engine in
 //!   arrival order (`handle_frame`, or `data_destination` +
-//!   `handle_data_done` for rendezvous data, read straight into the posted
-//!   buffer), until the link would block.
-//! - Neither ever blocks. A broken link or a peer that breaks the protocol is
-//!   reported as [`LinkError`]; the progress layer then tells the engine the
-//!   peer is lost. A link never panics on what a peer sends.
+//!   `handle_data_done` for rendezvous data, copied straight into the posted
+//!   buffer), until nothing more has arrived. A link may finish a `Data`
+//!   frame's payload after later frames of the same peer (shared memory
+//!   streams it in chunks among them); the engine takes that since the data
+//!   belongs to a receive that has already matched.
+//! - Both return whether anything moved, where the link can tell (shared
+//!   memory does; TCP reports readiness through the poller and says no).
+//! - Neither ever blocks, and reading never waits for room to write (else
+//!   two ranks flooding each other could deadlock). A broken link or a peer
+//!   that breaks the protocol is reported as [`LinkError`]; the progress
+//!   layer then tells the engine the peer is lost. A link never panics on
+//!   what a peer sends.
+//! - Waking: a link whose peer may sleep wakes it after writing (shared
+//!   memory rings the peer's doorbell; TCP relies on socket readiness).
 //!
 //! [`Engine::poll_transmit`]: crate::engine::Engine::poll_transmit
 //! [`Engine::handle_transmitted`]: crate::engine::Engine::handle_transmitted
 
+pub mod shm;
 pub mod tcp;
 
 use crate::engine::Engine;
@@ -37,6 +52,8 @@ pub enum Link {
     Pending,
     /// This rank itself: frames go straight back into the engine.
     Loopback,
+    /// Shared memory with a peer on this host.
+    Shm(Box<shm::ShmLink>),
     /// A TCP connection.
     Tcp(Box<tcp::TcpConnection>),
     /// Closed (finished or lost).
@@ -45,29 +62,31 @@ pub enum Link {
 
 impl Link {
     /// Writes what the engine has for `peer` (see the module doc).
-    pub fn flush(&mut self, peer: i32, engine: &mut Engine) -> Result<(), LinkError> {
+    pub fn flush(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
         match self {
-            Link::Loopback => {
-                loopback(peer, engine);
-                Ok(())
-            }
-            Link::Tcp(c) => c.flush(peer, engine),
-            Link::Pending | Link::Closed => Ok(()),
+            Link::Loopback => Ok(loopback(peer, engine)),
+            Link::Shm(s) => s.flush(peer, engine),
+            Link::Tcp(c) => c.flush(peer, engine).map(|()| false),
+            Link::Pending | Link::Closed => Ok(false),
         }
     }
 
     /// Reads what arrived from `peer` (see the module doc).
-    pub fn receive(&mut self, peer: i32, engine: &mut Engine) -> Result<(), LinkError> {
+    pub fn receive(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
         match self {
-            Link::Tcp(c) => c.receive(peer, engine),
-            Link::Loopback | Link::Pending | Link::Closed => Ok(()),
+            Link::Shm(s) => s.receive(peer, engine),
+            Link::Tcp(c) => c.receive(peer, engine).map(|()| false),
+            Link::Loopback | Link::Pending | Link::Closed => Ok(false),
         }
     }
 }
 
 /// Frames to self: each is handed back to the engine as if it had arrived.
-fn loopback(me: i32, engine: &mut Engine) {
+/// Returns whether there were any.
+fn loopback(me: i32, engine: &mut Engine) -> bool {
+    let mut moved = false;
     while let Some(t) = engine.poll_transmit(me) {
+        moved = true;
         let header = t.header;
         let delivered = if header.kind == crate::wire::FrameKind::Data {
             engine.data_destination(me, &header).map(|dest| {
@@ -86,4 +105,5 @@ fn loopback(me: i32, engine: &mut Engine) {
         debug_assert!(delivered.is_ok(), "loopback frame refused: {delivered:?}");
         engine.handle_transmitted(me, &header);
     }
+    moved
 }
