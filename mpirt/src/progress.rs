@@ -230,8 +230,14 @@ impl Progress {
 
     /// Makes progress until `done` says so; returns its value.
     pub fn wait_for<R>(&self, mut done: impl FnMut(&mut State) -> Option<R>) -> R {
+        /// While spinning, the clock is read once in this many rounds: a
+        /// round is a few cache-line reads, the clock a good part of one.
+        const ROUNDS_PER_CLOCK: u32 = 16;
         let mut idle_since = Instant::now();
         let mut sockets_polled = idle_since;
+        let mut moved_since_clock = false;
+        let mut spinning = !self.policy.spin.is_zero();
+        let mut round = 0u32;
         loop {
             let sockets = {
                 let mut state = self.state.lock();
@@ -240,7 +246,7 @@ impl Progress {
                     return r;
                 }
                 if moved {
-                    idle_since = Instant::now();
+                    moved_since_clock = true;
                     if self.blocked.load(Ordering::Relaxed) {
                         // What arrived may be another thread's.
                         self.wake_sleeper();
@@ -248,21 +254,30 @@ impl Progress {
                 }
                 state.tcp_links > 0
             };
-            let idle = idle_since.elapsed();
+            round = round.wrapping_add(1);
+            if spinning && !sockets && !round.is_multiple_of(ROUNDS_PER_CLOCK) {
+                std::hint::spin_loop();
+                continue;
+            }
+            let now = Instant::now();
+            if moved_since_clock {
+                idle_since = now;
+                moved_since_clock = false;
+            }
+            let idle = now - idle_since;
+            spinning = idle < self.policy.spin;
             if idle < self.policy.spin + self.policy.yield_for {
-                if idle < self.policy.spin {
-                    std::hint::spin_loop();
-                } else {
+                if !spinning {
                     std::thread::yield_now();
                 }
-                if sockets || sockets_polled.elapsed() >= SOCKET_POLL_INTERVAL {
-                    sockets_polled = Instant::now();
+                if sockets || now - sockets_polled >= SOCKET_POLL_INTERVAL {
+                    sockets_polled = now;
                     if self.poll_events(Duration::ZERO) {
-                        idle_since = Instant::now();
+                        moved_since_clock = true;
                     }
                 }
             } else if self.block(sockets) {
-                idle_since = Instant::now();
+                moved_since_clock = true;
             }
         }
     }
@@ -296,6 +311,10 @@ impl Progress {
         self.blocked.store(false, Ordering::Release);
         doorbell.finish_sleep();
         drop(poller);
+        if !arrived && !rung {
+            // A quiet `block`: are the peers still there?
+            self.state.lock().check_shm_peers();
+        }
         self.pumped.notify_all();
         // The listener (strangers), without blocking.
         let sockets = self.poll_events(Duration::ZERO);
@@ -362,6 +381,24 @@ impl State {
             }
         }
         moved
+    }
+
+    /// Closes the shared-memory links of peers whose process has exited:
+    /// a normal end if they said `Fin` (read first), a loss otherwise.
+    fn check_shm_peers(&mut self) {
+        for peer in 0..self.size {
+            let Link::Shm(link) = &mut self.links[peer as usize] else {
+                continue;
+            };
+            let drained = link.receive(peer, &mut self.engine);
+            let why = match drained {
+                Err(e) => e,
+                Ok(_) if !link.peer_gone() => continue,
+                Ok(_) if self.engine.peer_finished(peer) => LinkError::Finished,
+                Ok(_) => LinkError::Lost("its process exited".into()),
+            };
+            self.close_link(peer, why);
+        }
     }
 
     fn close_link(&mut self, peer: i32, why: LinkError) {

@@ -328,9 +328,12 @@ impl ShmLink {
         Ok(arrived)
     }
 
-    /// Whether a record waits to be read.
-    pub fn has_arrivals(&self) -> bool {
-        self.inbound.has_record()
+    /// Whether the peer's process has exited (shared memory, unlike a
+    /// socket, does not tell). Read what it sent before asking.
+    pub fn peer_gone(&self) -> bool {
+        // SAFETY: signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(self.peer_pid, 0) };
+        rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
     }
 
     fn handle_record(

@@ -380,11 +380,6 @@ impl Consumer {
         }
         false
     }
-
-    /// Whether a committed record waits (a hint for sleepers).
-    pub fn has_record(&self) -> bool {
-        self.ring.stamp_at(self.tail).load(Ordering::Acquire) == self.ring.stamp(self.tail)
-    }
 }
 
 #[cfg(test)]
