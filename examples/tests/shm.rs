@@ -208,3 +208,31 @@ fn forcing_shm_across_nodes_is_refused_at_start_up() {
         describe(&outcome)
     );
 }
+
+/// Ranks split over two pretend nodes (`MPIRT_NODE_ID`): shared memory
+/// within a node, TCP across, in one job.
+#[test]
+fn a_job_mixing_shm_and_tcp_peers() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for (program, arg, expected) in [
+        (
+            env!("CARGO_BIN_EXE_conformance"),
+            "all-pairs",
+            "conformance all-pairs: ok at 4 ranks",
+        ),
+        (
+            env!("CARGO_BIN_EXE_conformance"),
+            "big",
+            "conformance big: ok at 4 ranks",
+        ),
+        (env!("CARGO_BIN_EXE_ring"), "200", "token 1200: ok"),
+    ] {
+        let script = format!("MPIRT_NODE_ID=node$((PMI_RANK / 2)) exec {program} {arg}");
+        let outcome = expect_success(job("sh", &["-c", &script], 4).transport(Transport::Auto));
+        assert!(
+            outcome.stdout[0].iter().any(|l| l.contains(expected)),
+            "{}",
+            describe(&outcome)
+        );
+    }
+}

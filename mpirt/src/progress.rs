@@ -242,8 +242,12 @@ impl Progress {
             let sockets = {
                 let mut state = self.state.lock();
                 let moved = state.pump();
-                if let Some(r) = done(&mut state) {
-                    return r;
+                // Requests complete when frames move, here or in another
+                // thread; the latter is looked for once in a while.
+                if moved || round.is_multiple_of(ROUNDS_PER_CLOCK) {
+                    if let Some(r) = done(&mut state) {
+                        return r;
+                    }
                 }
                 if moved {
                     moved_since_clock = true;
@@ -306,7 +310,12 @@ impl Progress {
         self.blocked.store(true, Ordering::Release);
         // Announced: a record written from now on rings the bell. Look once
         // more for one written before.
-        let arrived = self.state.lock().pump();
+        let arrived = {
+            let mut state = self.state.lock();
+            let arrived = state.pump();
+            state.publish_rings();
+            arrived
+        };
         let rung = !arrived && doorbell.sleep(generation, self.policy.block);
         self.blocked.store(false, Ordering::Release);
         doorbell.finish_sleep();
@@ -381,6 +390,15 @@ impl State {
             }
         }
         moved
+    }
+
+    /// Hands every consumed ring byte back to its writer.
+    fn publish_rings(&mut self) {
+        for link in &mut self.links {
+            if let Link::Shm(link) = link {
+                link.publish();
+            }
+        }
     }
 
     /// Closes the shared-memory links of peers whose process has exited:

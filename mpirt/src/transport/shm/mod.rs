@@ -321,11 +321,19 @@ impl ShmLink {
                 return Err(e);
             }
         }
-        if self.inbound.publish() {
+        if self.inbound.publish_if_useful() {
             // The peer found its ring full and waits for room.
             self.theirs.doorbell().ring();
         }
         Ok(arrived)
+    }
+
+    /// Hands every consumed byte back to the peer (before this rank
+    /// sleeps: a peer waiting for room must not wait for our wake-up).
+    pub fn publish(&mut self) {
+        if self.inbound.publish() {
+            self.theirs.doorbell().ring();
+        }
     }
 
     /// Whether the peer's process has exited (shared memory, unlike a

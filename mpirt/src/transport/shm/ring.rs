@@ -358,6 +358,21 @@ impl Consumer {
         }
     }
 
+    /// Hands consumed bytes back if the producer is short of room (it
+    /// asked), or a quarter of the ring waits; saves the fence of
+    /// [`Consumer::publish`] otherwise. Returns whether the producer asked
+    /// for a doorbell ring. Call [`Consumer::publish`] before sleeping: a
+    /// request for room seen late by this relaxed check is then seen.
+    pub fn publish_if_useful(&mut self) -> bool {
+        // Relaxed: a hint; `publish` orders what matters.
+        let asked = self.ring.control().producer_waiting.load(Ordering::Relaxed) != 0;
+        if asked || self.tail - self.published >= self.ring.capacity / 4 {
+            self.publish()
+        } else {
+            false
+        }
+    }
+
     /// Hands consumed bytes back to the producer. Returns whether the
     /// producer asked for a doorbell ring.
     pub fn publish(&mut self) -> bool {

@@ -188,3 +188,37 @@ fn a_corrupt_record_is_a_lost_link_not_a_panic() {
     let (engine, link) = (&mut pair.engines[1], &mut pair.links[1]);
     assert!(matches!(link.receive(0, engine), Err(LinkError::Lost(_))));
 }
+
+#[test]
+#[ignore]
+fn software_cost_per_message() {
+    let mut pair = Pair::new(settings(CopyPath::Auto), limits());
+    let message = [1u8; 8];
+    let mut buffer = [0u8; 8];
+    let n = 1_000_000;
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        let r = pair.engines[1].post_receive(
+            Envelope {
+                context: 0,
+                source: Some(0),
+                tag: Some(1),
+            },
+            UserBuffer::from_mut_slice(&mut buffer),
+        );
+        let s = pair.engines[0].post_send(
+            1,
+            0,
+            1,
+            SendData::Borrowed(UserBuffer::from_slice(&message)),
+            SendMode::Standard,
+        );
+        pair.links[0].flush(1, &mut pair.engines[0]).unwrap();
+        pair.links[1].receive(0, &mut pair.engines[1]).unwrap();
+        pair.links[1].flush(0, &mut pair.engines[1]).unwrap();
+        pair.links[0].receive(1, &mut pair.engines[0]).unwrap();
+        pair.engines[0].take_outcome(s).unwrap().unwrap();
+        pair.engines[1].take_outcome(r).unwrap().unwrap();
+    }
+    eprintln!("{:?} per message", started.elapsed() / n);
+}
