@@ -268,6 +268,7 @@ impl Runtime {
                     let capacity = shm::segment::ring_capacity(
                         settings.shm.ring_bytes,
                         settings.limits.eager_limit,
+                        size as usize,
                     );
                     match Segment::create(size as usize, capacity) {
                         Ok(segment) => Some(segment),

@@ -327,11 +327,20 @@ fn forget_sigterm_name() {
     }
 }
 
-/// The ring capacity for eager messages up to `eager_limit`: at least
-/// `requested`, and room for two of the largest records.
-pub fn ring_capacity(requested: usize, eager_limit: usize) -> usize {
+/// Ring bytes one segment may use at most, whatever the rank count: rings
+/// of busy pairs get touched whole, and tmpfs pages are memory.
+pub const SEGMENT_BUDGET: usize = 64 << 20;
+
+/// The capacity of each ring of a segment for `ranks` senders: `requested`,
+/// shrunk so the segment stays within [`SEGMENT_BUDGET`], but always room
+/// for two of the largest eager records.
+pub fn ring_capacity(requested: usize, eager_limit: usize, ranks: usize) -> usize {
     let largest = eager_limit + 64 + ALIGN as usize;
-    requested.max(2 * largest).div_ceil(PAGE) * PAGE
+    requested
+        .min(SEGMENT_BUDGET / ranks.max(1))
+        .max(2 * largest)
+        .div_ceil(PAGE)
+        * PAGE
 }
 
 #[cfg(test)]
@@ -385,8 +394,11 @@ mod tests {
     }
 
     #[test]
-    fn rings_fit_two_eager_messages() {
-        assert_eq!(ring_capacity(1 << 20, 64 << 10), 1 << 20);
-        assert!(ring_capacity(4096, 1 << 20) >= 2 << 20);
+    fn rings_fit_two_eager_messages_and_the_budget() {
+        assert_eq!(ring_capacity(1 << 20, 64 << 10, 8), 1 << 20);
+        assert!(ring_capacity(4096, 1 << 20, 8) >= 2 << 20);
+        // Many ranks: smaller rings, but never too small for eager data.
+        assert_eq!(ring_capacity(1 << 20, 64 << 10, 256), 256 << 10);
+        assert!(ring_capacity(1 << 20, 64 << 10, 100_000) >= 2 * (64 << 10));
     }
 }

@@ -12,7 +12,7 @@ struct Pair {
 
 impl Pair {
     fn new(settings: ShmSettings, limits: Limits) -> Pair {
-        let capacity = segment::ring_capacity(settings.ring_bytes, limits.eager_limit);
+        let capacity = segment::ring_capacity(settings.ring_bytes, limits.eager_limit, 2);
         let segments = [
             Arc::new(Segment::create(2, capacity).unwrap()),
             Arc::new(Segment::create(2, capacity).unwrap()),
