@@ -242,9 +242,11 @@ impl Progress {
             let sockets = {
                 let mut state = self.state.lock();
                 let moved = state.pump();
+                let sockets = state.tcp_links > 0;
                 // Requests complete when frames move, here or in another
-                // thread; the latter is looked for once in a while.
-                if moved || round.is_multiple_of(ROUNDS_PER_CLOCK) {
+                // thread; the latter is looked for once in a while. TCP
+                // links cannot tell whether they moved anything.
+                if moved || sockets || round.is_multiple_of(ROUNDS_PER_CLOCK) {
                     if let Some(r) = done(&mut state) {
                         return r;
                     }
@@ -256,7 +258,7 @@ impl Progress {
                         self.wake_sleeper();
                     }
                 }
-                state.tcp_links > 0
+                sockets
             };
             round = round.wrapping_add(1);
             if spinning && !sockets && !round.is_multiple_of(ROUNDS_PER_CLOCK) {

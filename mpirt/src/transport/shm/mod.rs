@@ -238,6 +238,13 @@ impl ShmLink {
                 }
                 FrameKind::Eager => {
                     let payload = transmit.payload.bytes();
+                    if EAGER_PREFIX + payload.len() > self.outbound.max_body() {
+                        return Err(LinkError::Lost(format!(
+                            "an eager message of {} bytes does not fit the peer's {}-byte ring (MPIRT_EAGER_LIMIT and MPIRT_SHM_RING must be alike on every rank)",
+                            payload.len(),
+                            self.theirs.ring_capacity()
+                        )));
+                    }
                     let Some(mut slot) = self.outbound.reserve(EAGER_PREFIX + payload.len()) else {
                         self.pending = Some(transmit);
                         break;
