@@ -289,16 +289,24 @@ extern "C" fn unlink_and_die(signal: libc::c_int) {
     }
 }
 
+/// The SIGTERM disposition now.
+fn sigterm_handler() -> libc::sighandler_t {
+    // SAFETY: an all-zero sigaction is a valid value to be overwritten.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a query only (no new action); `current` is ours to fill.
+    unsafe { libc::sigaction(libc::SIGTERM, std::ptr::null(), &mut current) };
+    current.sa_sigaction
+}
+
+fn our_handler() -> libc::sighandler_t {
+    unlink_and_die as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t
+}
+
 /// Until the segment is unlinked, a SIGTERM unlinks it before the process
-/// dies of the signal (the default action). A program's own SIGTERM handler,
-/// if it has one, is not replaced.
+/// dies of the signal (the default action). A program's own SIGTERM handler
+/// (or SIG_IGN), if it has one, is left alone.
 fn unlink_on_sigterm(name: &CStr) {
-    // SAFETY: reading the current disposition only.
-    let current = unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
-    if current != libc::SIG_DFL {
-        // Put the program's handler back and leave SIGTERM to it.
-        // SAFETY: restoring what was there.
-        unsafe { libc::signal(libc::SIGTERM, current) };
+    if sigterm_handler() != libc::SIG_DFL {
         return;
     }
     let leaked = CString::from(name).into_raw();
@@ -308,21 +316,19 @@ fn unlink_on_sigterm(name: &CStr) {
         drop(unsafe { CString::from_raw(old) });
     }
     // SAFETY: installing an async-signal-safe handler.
-    unsafe {
-        libc::signal(
-            libc::SIGTERM,
-            unlink_and_die as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t,
-        )
-    };
+    unsafe { libc::signal(libc::SIGTERM, our_handler()) };
 }
 
 /// The name is gone: SIGTERM kills the process as it did before.
 fn forget_sigterm_name() {
     let old = SIGTERM_NAME.swap(std::ptr::null_mut(), Ordering::SeqCst);
     if !old.is_null() {
-        // SAFETY: restoring the default that `unlink_on_sigterm` replaced.
-        unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
-        // SAFETY: a CString we leaked in `unlink_on_sigterm`.
+        if sigterm_handler() == our_handler() {
+            // SAFETY: restoring the default that `unlink_on_sigterm` replaced.
+            unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
+        }
+        // SAFETY: a CString we leaked in `unlink_on_sigterm`; the handler
+        // takes the pointer with a swap too, so only one of us has it.
         drop(unsafe { CString::from_raw(old) });
     }
 }
