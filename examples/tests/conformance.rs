@@ -216,6 +216,28 @@ fn pingpong_prints_result_lines_for_every_size() {
 }
 
 #[test]
+fn pingpong_bandwidth_lines() {
+    let outcome = expect_success(env!("CARGO_BIN_EXE_pingpong"), &["--result", "-t", "bw", "-x", "0.01", "-m", "1:65536"], 2, Transport::Tcp);
+    let lines: Vec<&String> = outcome.stdout[0].iter().filter(|l| l.starts_with("RESULT bw ")).collect();
+    assert_eq!(lines.len(), 6, "{}", describe(&outcome));
+    for line in lines {
+        let fields: Vec<f64> = line.split_whitespace().skip(2).map(|f| f.parse().unwrap()).collect();
+        assert!(fields[0] > 0.0 && fields[1] > 0.0 && fields[2] > 0.0, "{line}");
+    }
+}
+
+#[test]
+fn modes_shows_each_primitive_and_prints_stats() {
+    let outcome = expect_success(env!("CARGO_BIN_EXE_modes"), &[], 2, Transport::Tcp);
+    assert!(outcome.stdout_text(0).contains("sendrecv reply 42"), "{}", describe(&outcome));
+    assert!(outcome.stdout_text(1).contains("irecv tag 4: 1048576 bytes"), "{}", describe(&outcome));
+    for rank in 0..2 {
+        assert!(outcome.stdout_text(rank).contains(&format!("rank {rank}: sent ")), "{}", describe(&outcome));
+    }
+    assert!(outcome.stdout_text(0).contains("1 buffered"), "{}", describe(&outcome));
+}
+
+#[test]
 fn pingpong_table_by_default() {
     let outcome = expect_success(
         env!("CARGO_BIN_EXE_pingpong"),
