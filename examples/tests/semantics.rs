@@ -107,3 +107,4 @@ macro_rules! semantics_suite {
 }
 
 semantics_suite!(tcp, Transport::Tcp);
+semantics_suite!(shm, Transport::Shm);
