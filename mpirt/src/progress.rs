@@ -233,8 +233,9 @@ impl Progress {
         /// While spinning, the clock is read once in this many rounds: a
         /// round is a few cache-line reads, the clock a good part of one.
         const ROUNDS_PER_CLOCK: u32 = 16;
-        let mut idle_since = Instant::now();
-        let mut sockets_polled = idle_since;
+        // Read lazily: most waits end in their first rounds.
+        let mut idle_since: Option<Instant> = None;
+        let mut sockets_polled: Option<Instant> = None;
         let mut moved_since_clock = false;
         let mut spinning = !self.policy.spin.is_zero();
         let mut round = 0u32;
@@ -267,17 +268,17 @@ impl Progress {
             }
             let now = Instant::now();
             if moved_since_clock {
-                idle_since = now;
+                idle_since = Some(now);
                 moved_since_clock = false;
             }
-            let idle = now - idle_since;
+            let idle = now - *idle_since.get_or_insert(now);
             spinning = idle < self.policy.spin;
             if idle < self.policy.spin + self.policy.yield_for {
                 if !spinning {
                     std::thread::yield_now();
                 }
-                if sockets || now - sockets_polled >= SOCKET_POLL_INTERVAL {
-                    sockets_polled = now;
+                if sockets || now - *sockets_polled.get_or_insert(now) >= SOCKET_POLL_INTERVAL {
+                    sockets_polled = Some(now);
                     if self.poll_events(Duration::ZERO) {
                         moved_since_clock = true;
                     }
