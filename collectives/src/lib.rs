@@ -123,7 +123,10 @@ pub fn gather<T: PointToPoint>(
     receive: Option<&mut [u8]>,
     root: usize,
 ) -> Result<(), T::Error> {
-    gather_linear::gather(transport, send, receive, root)
+    match select::gather_scatter(send.len()) {
+        select::GatherScatter::Binomial => gather_binomial::gather(transport, send, receive, root),
+        select::GatherScatter::Linear => gather_linear::gather(transport, send, receive, root),
+    }
 }
 
 /// Gathers `send` of every rank into block `rank` of the root's partition;
@@ -145,7 +148,12 @@ pub fn scatter<T: PointToPoint>(
     receive: &mut [u8],
     root: usize,
 ) -> Result<(), T::Error> {
-    scatter_linear::scatter(transport, send, receive, root)
+    match select::gather_scatter(receive.len()) {
+        select::GatherScatter::Binomial => {
+            scatter_binomial::scatter(transport, send, receive, root)
+        }
+        select::GatherScatter::Linear => scatter_linear::scatter(transport, send, receive, root),
+    }
 }
 
 /// Sends block `i` of the root's partition to rank `i`; others pass `None`
@@ -170,6 +178,7 @@ pub fn all_gather<T: PointToPoint>(
         select::AllGather::RecursiveDoubling => {
             allgather_recursive_doubling::all_gather(transport, send, receive)
         }
+        select::AllGather::Bruck => allgather_bruck::all_gather(transport, send, receive),
         select::AllGather::Ring => allgather_ring::all_gather(transport, send, receive),
     }
 }

@@ -3,8 +3,8 @@
 //! defaults (`MPIR_CVAR_*_SHORT_MSG_SIZE`); every rank must make the same
 //! choice, which it does when all ranks pass consistent lengths.
 //!
-//! Collectives with a single algorithm here (reduce: binomial; gather(v),
-//! scatter(v): linear; allgatherv: ring; alltoall(v): pairwise; scan and
+//! Collectives with a single algorithm here (reduce: binomial; gatherv,
+//! scatterv: linear; allgatherv: ring; alltoall(v): pairwise; scan and
 //! exscan: recursive doubling) are called directly from `lib.rs`.
 
 /// Broadcasts shorter than this use the binomial tree.
@@ -16,9 +16,34 @@ pub const ALL_REDUCE_SHORT_BYTES: usize = 2048;
 /// Allgathers of less than this many bytes in all use recursive doubling
 /// (when `p` is a power of two).
 pub const ALL_GATHER_LONG_BYTES: usize = 512 * 1024;
+/// Allgathers of less than this many bytes in all use Bruck's algorithm
+/// (when `p` is not a power of two).
+pub const ALL_GATHER_SHORT_BYTES: usize = 80 * 1024;
 /// Reduce-scatters of at least this many bytes in all use the ring (when the
 /// operation commutes).
 pub const REDUCE_SCATTER_LONG_BYTES: usize = 16 * 1024;
+
+/// Gathers and scatters with blocks of at most this many bytes use the
+/// binomial tree; longer blocks go straight to or from the root.
+pub const GATHER_SCATTER_SHORT_BLOCK_BYTES: usize = 16 * 1024;
+
+/// The gather and scatter algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatherScatter {
+    /// `gather_binomial.rs`, `scatter_binomial.rs`
+    Binomial,
+    /// `gather_linear.rs`, `scatter_linear.rs`
+    Linear,
+}
+
+/// Chooses a gather or scatter for blocks of `block_bytes` per rank.
+pub fn gather_scatter(block_bytes: usize) -> GatherScatter {
+    if block_bytes <= GATHER_SCATTER_SHORT_BLOCK_BYTES {
+        GatherScatter::Binomial
+    } else {
+        GatherScatter::Linear
+    }
+}
 
 /// The broadcast algorithms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +99,8 @@ pub fn all_reduce(bytes: usize, element_size: usize, size: usize, commutative: b
 pub enum AllGather {
     /// `allgather_recursive_doubling.rs` (power-of-two rank counts only)
     RecursiveDoubling,
+    /// `allgather_bruck.rs`
+    Bruck,
     /// `allgather_ring.rs`
     Ring,
 }
@@ -82,6 +109,8 @@ pub enum AllGather {
 pub fn all_gather(total_bytes: usize, size: usize) -> AllGather {
     if size.is_power_of_two() && total_bytes < ALL_GATHER_LONG_BYTES {
         AllGather::RecursiveDoubling
+    } else if total_bytes < ALL_GATHER_SHORT_BYTES {
+        AllGather::Bruck
     } else {
         AllGather::Ring
     }
@@ -125,6 +154,7 @@ mod tests {
     #[test]
     fn recursive_doubling_allgather_only_on_powers_of_two() {
         assert_eq!(all_gather(64, 8), AllGather::RecursiveDoubling);
-        assert_eq!(all_gather(64, 7), AllGather::Ring);
+        assert_eq!(all_gather(64, 7), AllGather::Bruck);
+        assert_eq!(all_gather(1 << 20, 7), AllGather::Ring);
     }
 }

@@ -77,7 +77,7 @@ fn reduce_every_operation_and_root() {
                         .unwrap();
                     if t.rank() == root {
                         assert_eq!(
-                            receive, expected,
+                            receive, *expected,
                             "{}, {elements} elements, root {root}",
                             case.name
                         );
@@ -113,7 +113,7 @@ fn all_reduce_every_algorithm_and_operation() {
                     let mut buffer = send.clone();
                     all_reduce(t, &mut buffer, case.element_size, &*case.op).unwrap();
                     assert_eq!(
-                        buffer, expected,
+                        buffer, *expected,
                         "{name}: {}, {elements} elements",
                         case.name
                     );
@@ -122,7 +122,7 @@ fn all_reduce_every_algorithm_and_operation() {
                 collectives::all_reduce(t, &send, &mut receive, case.element_size, &*case.op)
                     .unwrap();
                 assert_eq!(
-                    receive, expected,
+                    receive, *expected,
                     "all_reduce: {}, {elements} elements",
                     case.name
                 );
@@ -157,7 +157,7 @@ fn scan_and_exclusive_scan_in_rank_order() {
                 collectives::scan(t, &send, &mut receive, case.element_size, &*case.op).unwrap();
                 assert_eq!(
                     receive,
-                    case.prefix(t.rank(), elements, salt),
+                    *case.prefix(t.rank(), elements, salt),
                     "scan: {}",
                     case.name
                 );
@@ -171,7 +171,7 @@ fn scan_and_exclusive_scan_in_rank_order() {
                 } else {
                     assert_eq!(
                         receive,
-                        case.prefix(t.rank() - 1, elements, salt),
+                        *case.prefix(t.rank() - 1, elements, salt),
                         "exscan: {}",
                         case.name
                     );
@@ -223,31 +223,57 @@ fn reduce_scatter_block_every_algorithm() {
 }
 
 #[test]
-fn gather_and_scatter_every_root() {
+fn gather_and_scatter_every_algorithm_and_root() {
+    type GatherFn = fn(
+        &MemoryTransport,
+        &[u8],
+        Option<&mut [u8]>,
+        usize,
+    ) -> collectives::Result<(), MemoryError>;
+    type ScatterFn = fn(
+        &MemoryTransport,
+        Option<&[u8]>,
+        &mut [u8],
+        usize,
+    ) -> collectives::Result<(), MemoryError>;
+    let gathers: [(&str, GatherFn); 3] = [
+        ("linear", gather_linear::gather),
+        ("binomial", gather_binomial::gather),
+        ("selected", collectives::gather),
+    ];
+    let scatters: [(&str, ScatterFn); 3] = [
+        ("linear", scatter_linear::scatter),
+        ("binomial", scatter_binomial::scatter),
+        ("selected", collectives::scatter),
+    ];
     on_every_rank_count(|t| {
         let size = t.size();
-        for len in [0, 1, 9, 300] {
+        for len in [0, 1, 9, 300, 17_000] {
+            if len > 300 && size > 17 {
+                continue; // keeps memory and time small; the long path is linear
+            }
             for root in roots(size) {
                 let salt = (len + root) as u64;
                 // Gather: block r holds rank r's bytes.
                 let send = bytes(t.rank(), len, salt);
-                let mut receive = vec![0u8; len * size];
-                let at_root = (t.rank() == root).then_some(&mut receive[..]);
-                collectives::gather(t, &send, at_root, root).unwrap();
-                if t.rank() == root {
-                    let expected: Vec<u8> = (0..size).flat_map(|r| bytes(r, len, salt)).collect();
-                    assert_eq!(receive, expected, "gather {len} bytes, root {root}");
+                let expected: Vec<u8> = (0..size).flat_map(|r| bytes(r, len, salt)).collect();
+                for (name, gather) in gathers {
+                    let mut receive = vec![0u8; len * size];
+                    let at_root = (t.rank() == root).then_some(&mut receive[..]);
+                    gather(t, &send, at_root, root).unwrap();
+                    if t.rank() == root {
+                        assert_eq!(receive, *expected, "{name} gather {len} bytes, root {root}");
+                    }
                 }
                 // Scatter: the root's buffer is its bytes for everyone.
                 let whole = bytes(root, len * size, salt);
-                let mut receive = vec![0u8; len];
-                let at_root = (t.rank() == root).then_some(&whole[..]);
-                collectives::scatter(t, at_root, &mut receive, root).unwrap();
-                assert_eq!(
-                    receive,
-                    &whole[t.rank() * len..(t.rank() + 1) * len],
-                    "scatter"
-                );
+                for (name, scatter) in scatters {
+                    let mut receive = vec![0u8; len];
+                    let at_root = (t.rank() == root).then_some(&whole[..]);
+                    scatter(t, at_root, &mut receive, root).unwrap();
+                    let mine = &whole[t.rank() * len..(t.rank() + 1) * len];
+                    assert_eq!(receive, mine, "{name} scatter {len} bytes, root {root}");
+                }
             }
         }
     });
@@ -307,11 +333,12 @@ fn gatherv_and_scatterv_with_zero_counts() {
 fn all_gather_every_algorithm() {
     type AllGatherFn =
         fn(&MemoryTransport, &[u8], &mut [u8]) -> collectives::Result<(), MemoryError>;
-    let algorithms: [(&str, AllGatherFn); 3] = [
+    let algorithms: [(&str, AllGatherFn); 4] = [
         (
             "recursive doubling",
             allgather_recursive_doubling::all_gather,
         ),
+        ("bruck", allgather_bruck::all_gather),
         ("ring", allgather_ring::all_gather),
         ("selected", collectives::all_gather),
     ];
@@ -327,7 +354,7 @@ fn all_gather_every_algorithm() {
                 }
                 let mut receive = vec![0u8; len * size];
                 all_gather(t, &send, &mut receive).unwrap();
-                assert_eq!(receive, expected, "{name}, {len} bytes");
+                assert_eq!(receive, *expected, "{name}, {len} bytes");
             }
         }
         for salt in 0..3 {
@@ -386,7 +413,7 @@ fn all_to_all_and_varcount() {
             let expected: Vec<u8> = (0..size)
                 .flat_map(|from| payload(from, rank, len, salt))
                 .collect();
-            assert_eq!(receive, expected, "alltoall {len} bytes");
+            assert_eq!(receive, *expected, "alltoall {len} bytes");
         }
         // Varcount: rank a sends (a + 2b) % 4 bytes to rank b, some zero;
         // send blocks packed in order, receive blocks in reverse with gaps.
@@ -487,6 +514,12 @@ fn mismatched_lengths_give_an_error_not_a_hang() {
                 let send = vec![1u8; len(t, base)];
                 let mut receive = vec![0u8; send.len() * t.size()];
                 collectives::all_gather(t, &send, &mut receive)
+            });
+            expect_some_length_mismatch(size, "gather", |t| {
+                let send = vec![1u8; len(t, base)];
+                let mut receive = vec![0u8; send.len() * t.size()];
+                let at_root = (t.rank() == 0).then_some(&mut receive[..]);
+                collectives::gather(t, &send, at_root, 0)
             });
             expect_some_length_mismatch(size, "scan", |t| {
                 let send = vec![1u8; len(t, base)];

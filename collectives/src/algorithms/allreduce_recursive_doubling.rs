@@ -16,6 +16,9 @@ use crate::op::Operation;
 use crate::tags;
 use crate::transport::{Comm, PointToPoint};
 
+/// Messages up to this long use a scratch buffer on the stack.
+const SHORT_SCRATCH_BYTES: usize = 256;
+
 /// Replaces `buffer` on every rank by the combination of all ranks' buffers
 /// (in-place `MPI_Allreduce`, MPI 4.0 §6.9.6).
 pub fn all_reduce<T: PointToPoint>(
@@ -27,19 +30,27 @@ pub fn all_reduce<T: PointToPoint>(
     let comm = Comm::new(transport, "allreduce (recursive doubling)");
     check_elements(buffer.len(), element_size).map_err(|e| comm.invalid(e))?;
     let fold = Fold::new(comm.size);
-    let mut incoming = vec![0u8; buffer.len()];
+    // Short messages (the common case) need no heap allocation.
+    let mut short = [0u8; SHORT_SCRATCH_BYTES];
+    let mut long = Vec::new();
+    let incoming: &mut [u8] = if buffer.len() <= SHORT_SCRATCH_BYTES {
+        &mut short[..buffer.len()]
+    } else {
+        long.resize(buffer.len(), 0);
+        &mut long
+    };
     let tag = tags::ALL_REDUCE;
 
-    if let Some(new_rank) = fold.fold_in(&comm, buffer, &mut incoming, op, tag)? {
+    if let Some(new_rank) = fold.fold_in(&comm, buffer, incoming, op, tag)? {
         let mut mask = 1;
         while mask < fold.power {
             let partner_new = new_rank ^ mask;
             let partner = fold.old_rank(partner_new);
-            comm.send_receive(partner, buffer, partner, &mut incoming, tag)?;
+            comm.send_receive(partner, buffer, partner, incoming, tag)?;
             if partner_new < new_rank {
-                op.apply(&incoming, buffer);
+                op.apply(incoming, buffer);
             } else {
-                op.apply_left(buffer, &incoming);
+                op.apply_left(buffer, incoming);
             }
             mask <<= 1;
         }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use collectives::memory::{run, MemoryTransport};
@@ -68,16 +70,49 @@ pub struct Case {
     pub op: Box<dyn Operation + Send + Sync>,
     /// `make(rank, elements, salt)`: `elements` elements of rank `rank`.
     pub make: fn(usize, usize, u64) -> Vec<u8>,
+    /// References already computed, by `(last, elements, salt)`: every rank
+    /// of every group asks for the same ones.
+    references: Mutex<References>,
 }
 
+/// Reference results by `(last rank, elements, salt)`.
+type References = HashMap<(usize, usize, u64), Arc<Vec<u8>>>;
+
 impl Case {
+    fn new(
+        name: &'static str,
+        element_size: usize,
+        op: Box<dyn Operation + Send + Sync>,
+        make: fn(usize, usize, u64) -> Vec<u8>,
+    ) -> Self {
+        Case {
+            name,
+            element_size,
+            op,
+            make,
+            references: Mutex::default(),
+        }
+    }
+
     /// The rank-order reference `x0 ∘ x1 ∘ ... ∘ x(last)` over ranks `0..=last`.
-    pub fn prefix(&self, last: usize, elements: usize, salt: u64) -> Vec<u8> {
-        let mut result = (self.make)(0, elements, salt);
-        for rank in 1..=last {
+    pub fn prefix(&self, last: usize, elements: usize, salt: u64) -> Arc<Vec<u8>> {
+        let mut references = self.references.lock().unwrap();
+        if let Some(done) = references.get(&(last, elements, salt)) {
+            return Arc::clone(done);
+        }
+        let (mut result, first) = match last
+            .checked_sub(1)
+            .and_then(|previous| references.get(&(previous, elements, salt)))
+        {
+            Some(previous) => (previous.to_vec(), last),
+            None => ((self.make)(0, elements, salt), 1),
+        };
+        for rank in first..=last {
             self.op
                 .apply_left(&mut result, &(self.make)(rank, elements, salt));
         }
+        let result = Arc::new(result);
+        references.insert((last, elements, salt), Arc::clone(&result));
         result
     }
 }
@@ -177,76 +212,56 @@ fn wrapping_add_u32(earlier: &[u8], later: &mut [u8]) {
 /// The reductions every reducing collective is checked with.
 pub fn cases() -> Vec<Case> {
     vec![
-        Case {
-            name: "u64 sum",
-            element_size: 8,
-            op: system(SystemOp::Sum, Primitive::U64),
-            make: u64s,
-        },
-        Case {
-            name: "i32 max",
-            element_size: 4,
-            op: system(SystemOp::Max, Primitive::I32),
-            make: i32s,
-        },
-        Case {
-            name: "i64 min",
-            element_size: 8,
-            op: system(SystemOp::Min, Primitive::I64),
-            make: i64s,
-        },
-        Case {
-            name: "u8 bitwise xor",
-            element_size: 1,
-            op: system(SystemOp::BitwiseXor, Primitive::U8),
-            make: u8s,
-        },
-        Case {
-            name: "u32 logical or",
-            element_size: 4,
-            op: system(SystemOp::LogicalOr, Primitive::U32),
-            make: u32_flags,
-        },
-        Case {
-            name: "bool logical xor",
-            element_size: 1,
-            op: system(SystemOp::LogicalXor, Primitive::Bool),
-            make: bools,
-        },
-        Case {
-            name: "f64 sum",
-            element_size: 8,
-            op: system(SystemOp::Sum, Primitive::F64),
-            make: f64_integers,
-        },
-        Case {
-            name: "f64 product",
-            element_size: 8,
-            op: system(SystemOp::Product, Primitive::F64),
-            make: f64_powers,
-        },
-        Case {
-            name: "f32 max",
-            element_size: 4,
-            op: system(SystemOp::Max, Primitive::F32),
-            make: f32s,
-        },
-        Case {
-            name: "u32 sum closure (commutative)",
-            element_size: 4,
-            op: Box::new(UserOperation::commutative(wrapping_add_u32)),
-            make: |rank, n, salt| {
+        Case::new("u64 sum", 8, system(SystemOp::Sum, Primitive::U64), u64s),
+        Case::new("i32 max", 4, system(SystemOp::Max, Primitive::I32), i32s),
+        Case::new("i64 min", 8, system(SystemOp::Min, Primitive::I64), i64s),
+        Case::new(
+            "u8 bitwise xor",
+            1,
+            system(SystemOp::BitwiseXor, Primitive::U8),
+            u8s,
+        ),
+        Case::new(
+            "u32 logical or",
+            4,
+            system(SystemOp::LogicalOr, Primitive::U32),
+            u32_flags,
+        ),
+        Case::new(
+            "bool logical xor",
+            1,
+            system(SystemOp::LogicalXor, Primitive::Bool),
+            bools,
+        ),
+        Case::new(
+            "f64 sum",
+            8,
+            system(SystemOp::Sum, Primitive::F64),
+            f64_integers,
+        ),
+        Case::new(
+            "f64 product",
+            8,
+            system(SystemOp::Product, Primitive::F64),
+            f64_powers,
+        ),
+        Case::new("f32 max", 4, system(SystemOp::Max, Primitive::F32), f32s),
+        Case::new(
+            "u32 sum closure (commutative)",
+            4,
+            Box::new(UserOperation::commutative(wrapping_add_u32)),
+            |rank, n, salt| {
                 (0..n)
                     .flat_map(|i| (mix(rank, i, salt) as u32).to_ne_bytes())
                     .collect()
             },
-        },
-        Case {
-            name: "2x2 matrix product mod p (non-commutative)",
-            element_size: 32,
-            op: Box::new(UserOperation::non_commutative(matrix_product)),
-            make: matrices,
-        },
+        ),
+        Case::new(
+            "2x2 matrix product mod p (non-commutative)",
+            32,
+            Box::new(UserOperation::non_commutative(matrix_product)),
+            matrices,
+        ),
     ]
 }
 
