@@ -2,7 +2,7 @@
 //! the `log2 N` round count, and the transport version on in-memory ranks.
 
 use collectives::epidemic::{rumor_residue, simulate, spread, Mode, Protocol};
-use collectives::memory::run;
+use collectives::memory::{run_with, SendMode};
 
 mod common;
 
@@ -55,10 +55,20 @@ fn spread_over_a_transport_agrees_on_every_rank() {
             Protocol::AntiEntropy(Mode::PushPull),
             Protocol::Rumor { k: 2 },
         ] {
-            let outcomes = run(size, common::TIMEOUT, |t| spread(t, protocol, 9).unwrap());
+            // Synchronous sends check that the call order cannot deadlock.
+            let outcomes = run_with(SendMode::Synchronous, size, common::TIMEOUT, |t| {
+                spread(t, protocol, 9).unwrap()
+            });
             assert!(
                 outcomes.iter().all(|o| *o == outcomes[0]),
                 "{protocol:?}: {outcomes:?}"
+            );
+            let eager = run_with(SendMode::Eager, size, common::TIMEOUT, |t| {
+                spread(t, protocol, 9).unwrap()
+            });
+            assert_eq!(
+                eager, outcomes,
+                "{protocol:?}: the send mode changed the outcome"
             );
             let outcome = outcomes[0];
             assert_eq!(outcome.nodes, size);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use collectives::memory::{run, MemoryTransport};
+use collectives::memory::{run_with, MemoryTransport, SendMode};
 use collectives::{Operation, Primitive, SystemOp, SystemOperation, UserOperation};
 
 /// Long enough for 64 threads on 2 cores, short enough that a hang fails fast.
@@ -27,13 +27,25 @@ pub fn on_every_rank_count(body: impl Fn(&MemoryTransport) + Sync) {
     }
 }
 
-/// Runs `body` on `size` ranks, then checks that no message is left over.
+/// Up to this many ranks, tests run twice: with synchronous sends too.
+pub const SYNCHRONOUS_MAX_RANKS: usize = 17;
+
+/// Runs `body` on `size` ranks, with eager sends and, on small groups, with
+/// synchronous ones too (which would deadlock an algorithm that relies on
+/// buffering); checks each time that no message is left over.
 pub fn on_ranks(size: usize, body: &(impl Fn(&MemoryTransport) + Sync)) {
-    run(size, TIMEOUT, |transport| {
-        body(transport);
-        collectives::barrier(transport).expect("final barrier");
-        assert_eq!(transport.undelivered(), 0, "messages left over");
-    });
+    let modes: &[SendMode] = if size <= SYNCHRONOUS_MAX_RANKS {
+        &[SendMode::Eager, SendMode::Synchronous]
+    } else {
+        &[SendMode::Eager]
+    };
+    for &mode in modes {
+        run_with(mode, size, TIMEOUT, |transport| {
+            body(transport);
+            collectives::barrier(transport).expect("final barrier");
+            assert_eq!(transport.undelivered(), 0, "messages left over");
+        });
+    }
 }
 
 /// All roots on small groups, a spread of them on large ones.
