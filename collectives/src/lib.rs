@@ -64,7 +64,14 @@ pub fn reduce<T: PointToPoint>(
     op: &dyn Operation,
     root: usize,
 ) -> Result<(), T::Error> {
-    reduce_binomial::reduce(transport, send, receive, element_size, op, root)
+    match select::reduce(send.len(), element_size, transport.size()) {
+        select::Reduce::Binomial => {
+            reduce_binomial::reduce(transport, send, receive, element_size, op, root)
+        }
+        select::Reduce::Rabenseifner => {
+            reduce_rabenseifner::reduce(transport, send, receive, element_size, op, root)
+        }
+    }
 }
 
 /// Combines `send` of all ranks, in rank order, into `receive` on every rank

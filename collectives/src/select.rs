@@ -3,7 +3,7 @@
 //! defaults (`MPIR_CVAR_*_SHORT_MSG_SIZE`); every rank must make the same
 //! choice, which it does when all ranks pass consistent lengths.
 //!
-//! Collectives with a single algorithm here (reduce: binomial; gatherv,
+//! Collectives with a single algorithm here (gatherv,
 //! scatterv: linear; allgatherv: ring; alltoall(v): pairwise; scan and
 //! exscan: recursive doubling) are called directly from `lib.rs`.
 
@@ -60,6 +60,24 @@ pub fn broadcast(bytes: usize, size: usize) -> Broadcast {
         Broadcast::Binomial
     } else {
         Broadcast::ScatterAllgather
+    }
+}
+
+/// The reduce algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    /// `reduce_binomial.rs`
+    Binomial,
+    /// `reduce_rabenseifner.rs`
+    Rabenseifner,
+}
+
+/// Chooses a reduce for `bytes` of `element_size`-byte elements on `size` ranks.
+pub fn reduce(bytes: usize, element_size: usize, size: usize) -> Reduce {
+    // The same threshold as the allreduce: halving pays once blocks are long.
+    match all_reduce(bytes, element_size, size, false) {
+        AllReduce::RecursiveDoubling => Reduce::Binomial,
+        _ => Reduce::Rabenseifner,
     }
 }
 

@@ -63,24 +63,38 @@ fn broadcast_every_algorithm_and_root() {
 }
 
 #[test]
-fn reduce_every_operation_and_root() {
+fn reduce_every_algorithm_operation_and_root() {
+    type ReduceFn = fn(
+        &MemoryTransport,
+        &[u8],
+        Option<&mut [u8]>,
+        usize,
+        &dyn Operation,
+        usize,
+    ) -> collectives::Result<(), MemoryError>;
+    let algorithms: [(&str, ReduceFn); 3] = [
+        ("binomial", reduce_binomial::reduce),
+        ("rabenseifner", reduce_rabenseifner::reduce),
+        ("selected", collectives::reduce),
+    ];
     let cases = cases();
     on_every_rank_count(|t| {
         for case in &cases {
             for &elements in ELEMENT_COUNTS {
                 let expected = case.prefix(t.size() - 1, elements, elements as u64);
+                let send = (case.make)(t.rank(), elements, elements as u64);
                 for root in roots(t.size()) {
-                    let send = (case.make)(t.rank(), elements, elements as u64);
-                    let mut receive = vec![0u8; send.len()];
-                    let at_root = (t.rank() == root).then_some(&mut receive[..]);
-                    collectives::reduce(t, &send, at_root, case.element_size, &*case.op, root)
-                        .unwrap();
-                    if t.rank() == root {
-                        assert_eq!(
-                            receive, *expected,
-                            "{}, {elements} elements, root {root}",
-                            case.name
-                        );
+                    for (name, reduce) in algorithms {
+                        let mut receive = vec![0u8; send.len()];
+                        let at_root = (t.rank() == root).then_some(&mut receive[..]);
+                        reduce(t, &send, at_root, case.element_size, &*case.op, root).unwrap();
+                        if t.rank() == root {
+                            assert_eq!(
+                                receive, *expected,
+                                "{name}: {}, {elements} elements, root {root}",
+                                case.name
+                            );
+                        }
                     }
                 }
             }

@@ -17,6 +17,7 @@ pub(crate) mod fold;
 pub mod gather_binomial;
 pub mod gather_linear;
 pub mod reduce_binomial;
+pub mod reduce_rabenseifner;
 pub mod reduce_scatter_block_reduce_then_scatter;
 pub mod reduce_scatter_block_ring;
 pub mod scan_recursive_doubling;
