@@ -217,24 +217,84 @@ fn pingpong_prints_result_lines_for_every_size() {
 
 #[test]
 fn pingpong_bandwidth_lines() {
-    let outcome = expect_success(env!("CARGO_BIN_EXE_pingpong"), &["--result", "-t", "bw", "-x", "0.01", "-m", "1:65536"], 2, Transport::Tcp);
-    let lines: Vec<&String> = outcome.stdout[0].iter().filter(|l| l.starts_with("RESULT bw ")).collect();
+    let outcome = expect_success(
+        env!("CARGO_BIN_EXE_pingpong"),
+        &["--result", "-t", "bw", "-x", "0.01", "-m", "1:65536"],
+        2,
+        Transport::Tcp,
+    );
+    let lines: Vec<&String> = outcome.stdout[0]
+        .iter()
+        .filter(|l| l.starts_with("RESULT bw "))
+        .collect();
     assert_eq!(lines.len(), 6, "{}", describe(&outcome));
     for line in lines {
-        let fields: Vec<f64> = line.split_whitespace().skip(2).map(|f| f.parse().unwrap()).collect();
-        assert!(fields[0] > 0.0 && fields[1] > 0.0 && fields[2] > 0.0, "{line}");
+        let fields: Vec<f64> = line
+            .split_whitespace()
+            .skip(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        assert!(
+            fields[0] > 0.0 && fields[1] > 0.0 && fields[2] > 0.0,
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn pingpong_allreduce_lines_with_a_third_rank_waiting() {
+    let outcome = expect_success(
+        env!("CARGO_BIN_EXE_pingpong"),
+        &["--result", "-t", "allreduce", "-x", "0.01"],
+        3,
+        Transport::Tcp,
+    );
+    let lines: Vec<&String> = outcome.stdout[0]
+        .iter()
+        .filter(|l| l.starts_with("RESULT allreduce "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", describe(&outcome));
+    for (line, bytes) in lines.iter().zip(["8", "1048576"]) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[2], bytes);
+        let (avg, min, max): (f64, f64, f64) = (
+            fields[3].parse().unwrap(),
+            fields[4].parse().unwrap(),
+            fields[5].parse().unwrap(),
+        );
+        assert!(min > 0.0 && min <= avg && avg <= max, "{line}");
     }
 }
 
 #[test]
 fn modes_shows_each_primitive_and_prints_stats() {
     let outcome = expect_success(env!("CARGO_BIN_EXE_modes"), &[], 2, Transport::Tcp);
-    assert!(outcome.stdout_text(0).contains("sendrecv reply 42"), "{}", describe(&outcome));
-    assert!(outcome.stdout_text(1).contains("irecv tag 4: 1048576 bytes"), "{}", describe(&outcome));
+    assert!(
+        outcome.stdout_text(0).contains("sendrecv reply 42"),
+        "{}",
+        describe(&outcome)
+    );
+    assert!(
+        outcome
+            .stdout_text(1)
+            .contains("irecv tag 4: 1048576 bytes"),
+        "{}",
+        describe(&outcome)
+    );
     for rank in 0..2 {
-        assert!(outcome.stdout_text(rank).contains(&format!("rank {rank}: sent ")), "{}", describe(&outcome));
+        assert!(
+            outcome
+                .stdout_text(rank)
+                .contains(&format!("rank {rank}: sent ")),
+            "{}",
+            describe(&outcome)
+        );
     }
-    assert!(outcome.stdout_text(0).contains("1 buffered"), "{}", describe(&outcome));
+    assert!(
+        outcome.stdout_text(0).contains("1 buffered"),
+        "{}",
+        describe(&outcome)
+    );
 }
 
 #[test]

@@ -8,11 +8,15 @@
 
 use std::mem::size_of;
 
+pub use collectives::Primitive;
+
 /// The description of an element type: its size and name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatatypeRef {
     size: usize,
     name: &'static str,
+    /// The primitive it is, for the predefined reduction operations.
+    primitive: Option<Primitive>,
 }
 
 impl DatatypeRef {
@@ -24,6 +28,11 @@ impl DatatypeRef {
     /// The Rust type's name, for messages.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The primitive kind, for the predefined operations (none for arrays).
+    pub fn primitive(&self) -> Option<Primitive> {
+        self.primitive
     }
 }
 
@@ -52,18 +61,24 @@ pub unsafe trait Equivalence: Copy + Send + Sync + 'static {
 }
 
 macro_rules! equivalent {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $kind:expr),*) => {$(
         // SAFETY: a primitive with no padding and no invalid bit patterns
         // among those a sender of the same type produces.
         unsafe impl Equivalence for $t {
             fn equivalent_datatype() -> DatatypeRef {
-                DatatypeRef { size: size_of::<$t>(), name: stringify!($t) }
+                DatatypeRef { size: size_of::<$t>(), name: stringify!($t), primitive: $kind }
             }
         }
     )*};
 }
 
-equivalent!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char);
+equivalent!(
+    u8 => Some(Primitive::U8), u16 => Some(Primitive::U16), u32 => Some(Primitive::U32), u64 => Some(Primitive::U64),
+    usize => Some(Primitive::Usize), i8 => Some(Primitive::I8), i16 => Some(Primitive::I16),
+    i32 => Some(Primitive::I32), i64 => Some(Primitive::I64), isize => Some(Primitive::Isize),
+    f32 => Some(Primitive::F32), f64 => Some(Primitive::F64), bool => Some(Primitive::Bool),
+    u128 => None, i128 => None, char => None
+);
 
 // SAFETY: an array of plain data is plain data, with no padding between
 // elements.
@@ -72,6 +87,7 @@ unsafe impl<T: Equivalence, const N: usize> Equivalence for [T; N] {
         DatatypeRef {
             size: size_of::<[T; N]>(),
             name: "array",
+            primitive: None,
         }
     }
 }
@@ -174,6 +190,88 @@ unsafe impl<T: Equivalence> BufferMut for Vec<T> {
     }
     fn as_bytes_mut(&mut self) -> &mut [u8] {
         bytes_of_mut(self)
+    }
+}
+
+/// A buffer cut into one block per rank, for the varcount collectives
+/// (rsmpi's `Partition`): block `i` is `counts[i]` elements starting at
+/// element `displs[i]`.
+pub struct Partition<'a, B: ?Sized> {
+    buffer: &'a B,
+    counts: Vec<usize>,
+    displs: Vec<usize>,
+}
+
+/// A buffer to receive into, cut into one block per rank (rsmpi's
+/// `PartitionMut`); blocks must not overlap.
+pub struct PartitionMut<'a, B: ?Sized> {
+    buffer: &'a mut B,
+    counts: Vec<usize>,
+    displs: Vec<usize>,
+}
+
+fn to_bytes(values: &[crate::Count], element: usize, what: &str) -> Vec<usize> {
+    values
+        .iter()
+        .map(|&v| {
+            let v = usize::try_from(v).unwrap_or_else(|_| panic!("partition: negative {what} {v}"));
+            v * element
+        })
+        .collect()
+}
+
+impl<'a, B: Buffer + ?Sized> Partition<'a, B> {
+    /// Blocks of `counts[i]` elements at element offsets `displs[i]`.
+    pub fn new(
+        buffer: &'a B,
+        counts: impl std::borrow::Borrow<[crate::Count]>,
+        displs: impl std::borrow::Borrow<[crate::Count]>,
+    ) -> Self {
+        let element = buffer.datatype().size();
+        Partition {
+            counts: to_bytes(counts.borrow(), element, "count"),
+            displs: to_bytes(displs.borrow(), element, "displacement"),
+            buffer,
+        }
+    }
+
+    /// The byte layout the collective algorithms take.
+    pub(crate) fn bytes(&self) -> collectives::Partition<'_> {
+        collectives::Partition {
+            buffer: self.buffer.as_bytes(),
+            counts: &self.counts,
+            displacements: &self.displs,
+        }
+    }
+}
+
+impl<'a, B: BufferMut + ?Sized> PartitionMut<'a, B> {
+    /// Blocks of `counts[i]` elements at element offsets `displs[i]`.
+    pub fn new(
+        buffer: &'a mut B,
+        counts: impl std::borrow::Borrow<[crate::Count]>,
+        displs: impl std::borrow::Borrow<[crate::Count]>,
+    ) -> Self {
+        let element = buffer.datatype().size();
+        PartitionMut {
+            counts: to_bytes(counts.borrow(), element, "count"),
+            displs: to_bytes(displs.borrow(), element, "displacement"),
+            buffer,
+        }
+    }
+
+    /// The element type.
+    pub fn datatype(&self) -> DatatypeRef {
+        self.buffer.datatype()
+    }
+
+    /// The byte layout the collective algorithms take.
+    pub(crate) fn bytes(&mut self) -> collectives::PartitionMut<'_> {
+        collectives::PartitionMut {
+            buffer: self.buffer.as_bytes_mut(),
+            counts: &self.counts,
+            displacements: &self.displs,
+        }
     }
 }
 

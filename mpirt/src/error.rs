@@ -74,6 +74,10 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// A collective was called with arguments that cannot be right on some
+    /// rank (mismatched lengths, a bad root, counts that do not fit).
+    #[error("{0}")]
+    Collective(String),
     /// The process manager could not be reached or answered wrongly.
     #[error("bootstrap: {0}")]
     Bootstrap(String),

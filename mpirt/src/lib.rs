@@ -23,6 +23,7 @@
 
 pub mod bootstrap;
 pub mod buffered;
+pub mod collective;
 pub mod datatype;
 pub mod engine;
 pub mod environment;
@@ -59,6 +60,7 @@ pub const ANY_TAG: Tag = -1;
 /// The traits a program imports to use communicators and processes, as
 /// `use mpi::traits::*;` does with rsmpi.
 pub mod traits {
+    pub use crate::collective::{CommunicatorCollectives, Operation, Root};
     pub use crate::datatype::{Buffer, BufferMut, Datatype, Equivalence};
     pub use crate::point_to_point::{Destination, Source};
     pub use crate::request::Scope;

@@ -100,7 +100,7 @@ fn check_send_tag(tag: Tag) -> Result<(), Error> {
 
 /// The four send modes (MPI 4.1 §3.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Standard,
     Buffered,
     Synchronous,
@@ -124,7 +124,7 @@ impl Mode {
 
 /// Starts a send of `bytes`; the request completes as `mode` says. The
 /// caller keeps `bytes` borrowed until then.
-fn start_send(
+pub(crate) fn start_send(
     comm: &SimpleCommunicator,
     dest: Rank,
     tag: Tag,
@@ -181,7 +181,7 @@ fn envelope(comm: &SimpleCommunicator, source: Rank, tag: Tag) -> Result<Envelop
 
 /// Posts a receive into `buffer`; the caller keeps it borrowed until the
 /// request completes.
-fn start_receive(
+pub(crate) fn start_receive(
     comm: &SimpleCommunicator,
     source: Rank,
     tag: Tag,
@@ -202,7 +202,7 @@ fn start_receive(
     Ok(progress.with_state(|s| s.engine.post_receive(envelope, buffer)))
 }
 
-fn wait(comm: &SimpleCommunicator, id: RequestId) -> Result<Status, Error> {
+pub(crate) fn wait(comm: &SimpleCommunicator, id: RequestId) -> Result<Status, Error> {
     let status = comm.runtime().wait(id).map_err(|e| comm.localize(e))?;
     Ok(Status::from_engine(comm, status))
 }

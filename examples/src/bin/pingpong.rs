@@ -7,6 +7,7 @@
 //!   RESULT lat   <bytes> <one-way us> <MB/s>
 //!   RESULT ssend <bytes> <one-way us> <MB/s>
 //!   RESULT bw    <bytes> <us per message> <MB/s>  (64 immediate sends, then a 4-byte ack)
+//!   RESULT allreduce <bytes> <avg us> <min us> <max us>  (sum of f64: 8 B and 1 MiB)
 //! Options: `-t lat,bw,ssend` (tests), `-x F` (scale iteration counts by F),
 //! `-m MIN:MAX` (only sizes in that range, in bytes).
 //! Ranks other than 0 and 1 wait at the end.
@@ -54,7 +55,7 @@ fn parse_options() -> Options {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: pingpong [--result] [-t lat,bw,ssend] [-x SCALE] [-m MIN:MAX]");
+                println!("usage: pingpong [--result] [-t lat,bw,ssend,allreduce] [-x SCALE] [-m MIN:MAX]");
                 std::process::exit(0);
             }
             other => {
@@ -64,8 +65,8 @@ fn parse_options() -> Options {
         }
     }
     for t in &options.tests {
-        if !["lat", "bw", "ssend"].contains(&t.as_str()) {
-            eprintln!("pingpong: test {t:?} is not available (lat, bw, ssend)");
+        if !["lat", "bw", "ssend", "allreduce"].contains(&t.as_str()) {
+            eprintln!("pingpong: test {t:?} is not available (lat, bw, ssend, allreduce)");
             std::process::exit(2);
         }
     }
@@ -124,8 +125,16 @@ const WINDOW: usize = 64;
 /// Iterations and warm-up rounds of the bandwidth test as pingpong.c
 /// chooses them.
 fn bw_iterations(size: usize, scale: f64) -> (usize, usize) {
-    let iters = if size <= 8192 { 1000 } else { ((1024usize << 20) / (size * WINDOW)).clamp(10, 100) };
-    let skip = if size <= 8192 { 100 } else { (iters / 10).max(2) };
+    let iters = if size <= 8192 {
+        1000
+    } else {
+        ((1024usize << 20) / (size * WINDOW)).clamp(10, 100)
+    };
+    let skip = if size <= 8192 {
+        100
+    } else {
+        (iters / 10).max(2)
+    };
     let scaled = |n: usize, min: usize| ((n as f64 * scale) as usize).max(min);
     (scaled(iters, 3), scaled(skip, 1))
 }
@@ -134,7 +143,13 @@ fn bw_iterations(size: usize, scale: f64) -> (usize, usize) {
 /// acknowledgement: microseconds per message. The receiver posts its 64
 /// receives into 64 separate slots (Rust's borrows forbid the aliased
 /// receives into one buffer that the C benchmark uses).
-fn bandwidth(world: &SimpleCommunicator, size: usize, scale: f64, send: &[u8], slots: &mut [u8]) -> f64 {
+fn bandwidth(
+    world: &SimpleCommunicator,
+    size: usize,
+    scale: f64,
+    send: &[u8],
+    slots: &mut [u8],
+) -> f64 {
     let (iters, skip) = bw_iterations(size, scale);
     let rank = world.rank();
     let peer = world.process_at_rank(1 - rank);
@@ -164,6 +179,62 @@ fn bandwidth(world: &SimpleCommunicator, size: usize, scale: f64, send: &[u8], s
     (mpirt::time() - start) * 1e6 / (iters * WINDOW) as f64
 }
 
+/// MPI_Allreduce of f64 sums over ranks 0 and 1, 8 bytes and 1 MiB, as
+/// pingpong.c times it: the average per call, then avg/min/max over ranks.
+fn allreduce(pair: &SimpleCommunicator, scale: f64, result_lines: bool) {
+    use mpirt::collective::SystemOperation;
+    use mpirt::traits::{CommunicatorCollectives, Root};
+    let rank = pair.rank();
+    let send = vec![rank as f64 + 1.0; 131072];
+    let mut receive = vec![0f64; 131072];
+    if rank == 0 && !result_lines {
+        println!("# mpirt allreduce (sum of f64) over 2 ranks");
+        println!("{:<10}{:>20}", "# Size", "Avg Latency(us)");
+    }
+    for n in [1usize, 131072] {
+        let scaled = |k: usize, min: usize| ((k as f64 * scale) as usize).max(min);
+        let (iters, skip) = if n == 1 {
+            (scaled(10000, 10), scaled(1000, 2))
+        } else {
+            (scaled(300, 10), scaled(30, 2))
+        };
+        pair.barrier();
+        let mut start = 0.0;
+        for i in 0..iters + skip {
+            if i == skip {
+                start = mpirt::time();
+            }
+            pair.all_reduce_into(&send[..n], &mut receive[..n], SystemOperation::sum());
+        }
+        let micros = (mpirt::time() - start) * 1e6 / iters as f64;
+        if receive[n - 1] != 3.0 {
+            eprintln!("pingpong: allreduce gave {} instead of 3", receive[n - 1]);
+            std::process::exit(1);
+        }
+        let (mut sum, mut min, mut max) = (0f64, 0f64, 0f64);
+        let root = pair.process_at_rank(0);
+        if rank == 0 {
+            root.reduce_into_root(&micros, &mut sum, SystemOperation::sum());
+            root.reduce_into_root(&micros, &mut min, SystemOperation::min());
+            root.reduce_into_root(&micros, &mut max, SystemOperation::max());
+            if result_lines {
+                println!(
+                    "RESULT {:<9} {} {:.3} {min:.3} {max:.3}",
+                    "allreduce",
+                    n * 8,
+                    sum / 2.0
+                );
+            } else {
+                println!("{:<10}{:>20.2}", n * 8, sum / 2.0);
+            }
+        } else {
+            root.reduce_into(&micros, SystemOperation::sum());
+            root.reduce_into(&micros, SystemOperation::min());
+            root.reduce_into(&micros, SystemOperation::max());
+        }
+    }
+}
+
 /// Both ranks start each size together.
 fn start_together(world: &SimpleCommunicator) {
     if world.rank() == 0 {
@@ -183,18 +254,42 @@ fn main() {
     }
     let rank = world.rank();
     let mut buffers = (vec![b'a'; 4 << 20], vec![0u8; 4 << 20]);
-    if rank < 2 {
+    // Ranks 0 and 1 on a communicator of their own, as pingpong.c does.
+    let color = if rank < 2 {
+        mpirt::topology::Color::with_value(0)
+    } else {
+        mpirt::topology::Color::undefined()
+    };
+    let pair = world.split_by_color(color);
+    if let Some(pair) = pair {
         for test in &options.tests {
+            if test == "allreduce" {
+                allreduce(&pair, options.scale, options.result_lines);
+                continue;
+            }
             if test == "bw" {
                 if rank == 0 && !options.result_lines {
                     println!("# mpirt bandwidth (window of {WINDOW})");
                     println!("{:<10}{:>20}", "# Size", "Bandwidth (MB/s)");
                 }
-                let max = SIZES.iter().copied().filter(|&s| s <= options.sizes.1).max().unwrap_or(0);
-                let mut slots = if rank == 1 { vec![0u8; max * WINDOW] } else { Vec::new() };
-                for &size in SIZES.iter().filter(|&&s| s > 0 && (options.sizes.0..=options.sizes.1).contains(&s)) {
+                let max = SIZES
+                    .iter()
+                    .copied()
+                    .filter(|&s| s <= options.sizes.1)
+                    .max()
+                    .unwrap_or(0);
+                let mut slots = if rank == 1 {
+                    vec![0u8; max * WINDOW]
+                } else {
+                    Vec::new()
+                };
+                for &size in SIZES
+                    .iter()
+                    .filter(|&&s| s > 0 && (options.sizes.0..=options.sizes.1).contains(&s))
+                {
                     start_together(&world);
-                    let per_message = bandwidth(&world, size, options.scale, &buffers.0, &mut slots);
+                    let per_message =
+                        bandwidth(&world, size, options.scale, &buffers.0, &mut slots);
                     if rank == 0 {
                         let mb_per_s = size as f64 / per_message;
                         if options.result_lines {

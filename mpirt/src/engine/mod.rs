@@ -472,6 +472,36 @@ impl Engine {
         id
     }
 
+    /// A request that something outside the engine completes with
+    /// [`Engine::complete_external`] (a non-blocking collective running on
+    /// its own thread).
+    pub fn post_external(&mut self) -> RequestId {
+        let id = self.new_request_id();
+        let buffer = UserBuffer {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+        };
+        let kind = RequestKind::Receive {
+            buffer,
+            state: ReceiveState::Posted,
+        };
+        self.requests.insert(
+            id,
+            Request {
+                kind,
+                outcome: None,
+            },
+        );
+        id
+    }
+
+    /// Completes a request made by [`Engine::post_external`].
+    pub fn complete_external(&mut self, id: RequestId, outcome: Result<Status, Error>) {
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.outcome = Some(outcome);
+        }
+    }
+
     /// Takes the first unexpected message an envelope accepts, so that only
     /// [`Engine::receive_matched`] can receive it (MPI_Mprobe).
     pub fn matched_probe(&mut self, envelope: &Envelope) -> Option<(Status, MatchedMessage)> {
