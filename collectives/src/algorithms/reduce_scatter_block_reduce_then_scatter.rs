@@ -1,10 +1,10 @@
-//! Reduce-scatter as a binomial reduce to rank 0 followed by a linear scatter.
+//! Reduce-scatter as a binomial reduce to rank 0 followed by a binomial scatter.
 //!
-//! Cost: `(⌈lg p⌉ + p − 1)·α + n·(⌈lg p⌉ + (p − 1)/p)·β + n·⌈lg p⌉·γ`.
+//! Cost: `2·⌈lg p⌉·α + n·(⌈lg p⌉ + (p − 1)/p)·β + n·⌈lg p⌉·γ`.
 //! Works for every operation, non-commutative ones included (the reduce keeps
 //! rank order), and has the lower latency for short messages.
 
-use crate::algorithms::{reduce_binomial, scatter_linear};
+use crate::algorithms::{reduce_binomial, scatter_binomial};
 use crate::blocks::check_elements;
 use crate::error::Result;
 use crate::op::Operation;
@@ -33,9 +33,9 @@ pub fn reduce_scatter_block<T: PointToPoint>(
     if comm.rank == 0 {
         let mut reduced = vec![0u8; send.len()];
         reduce_binomial::reduce(transport, send, Some(&mut reduced), element_size, op, 0)?;
-        scatter_linear::scatter(transport, Some(&reduced), receive, 0)
+        scatter_binomial::scatter(transport, Some(&reduced), receive, 0)
     } else {
         reduce_binomial::reduce(transport, send, None, element_size, op, 0)?;
-        scatter_linear::scatter(transport, None, receive, 0)
+        scatter_binomial::scatter(transport, None, receive, 0)
     }
 }
