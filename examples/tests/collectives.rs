@@ -77,3 +77,42 @@ macro_rules! collectives_suite {
 
 collectives_suite!(tcp, Transport::Tcp);
 collectives_suite!(shm, Transport::Shm);
+
+#[test]
+fn gossip_reaches_every_rank_and_matches_the_formula() {
+    for (n, transport) in [
+        (1, Transport::Tcp),
+        (3, Transport::Tcp),
+        (5, Transport::Shm),
+    ] {
+        let outcome = Job::new(env!("CARGO_BIN_EXE_gossip"))
+            .arg("20000")
+            .ranks(n)
+            .transport(transport)
+            .timeout(DEADLINE)
+            .output(Output::Capture)
+            .run()
+            .expect("job starts");
+        assert!(
+            outcome.success(),
+            "{:?}\n{}",
+            outcome.message,
+            report(&outcome)
+        );
+        let text = outcome.stdout_text(0);
+        assert_eq!(
+            text.matches(&format!("{n} of {n} reached")).count(),
+            4,
+            "{text}"
+        );
+        // The k = 3 line: measured s within a point of the formula, under 3%.
+        let k3: Vec<f64> = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("3 "))
+            .expect("a k = 3 line")
+            .split_whitespace()
+            .map(|f| f.parse().expect("number"))
+            .collect();
+        assert!((k3[1] - k3[2]).abs() < 0.01 && k3[1] < 0.03, "{text}");
+    }
+}

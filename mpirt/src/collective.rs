@@ -1110,3 +1110,15 @@ impl Root for Process<'_> {
         (self.communicator(), self.rank())
     }
 }
+
+/// Spreads an update from rank 0 to every rank of `comm` by gossip
+/// (anti-entropy push, pull or push-pull, or rumor spreading that loses
+/// interest with probability 1/k), over real messages; every rank returns
+/// the same outcome: rounds taken and ranks reached. Collective.
+pub fn gossip(
+    comm: &SimpleCommunicator,
+    protocol: crate::epidemic::Protocol,
+    seed: u64,
+) -> Result<crate::epidemic::Outcome, Error> {
+    collectives::epidemic::spread(&Channel::of(comm), protocol, seed).map_err(lift)
+}

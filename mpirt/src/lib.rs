@@ -57,6 +57,13 @@ pub const PROC_NULL: Rank = -3;
 /// Wildcard tag of a receive or probe (MPI_ANY_TAG).
 pub const ANY_TAG: Tag = -1;
 
+/// Epidemic dissemination (gossip): protocols, the in-memory simulator and
+/// the analytic residue of rumor spreading, from the `collectives` crate;
+/// run it over a communicator with [`collective::gossip`].
+pub mod epidemic {
+    pub use collectives::epidemic::*;
+}
+
 /// The traits a program imports to use communicators and processes, as
 /// `use mpi::traits::*;` does with rsmpi.
 pub mod traits {
