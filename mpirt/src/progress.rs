@@ -245,9 +245,9 @@ impl Progress {
                 let moved = state.pump();
                 let sockets = state.tcp_links > 0;
                 // Requests complete when frames move, here or in another
-                // thread; the latter is looked for once in a while. TCP
-                // links cannot tell whether they moved anything.
-                if moved || sockets || round.is_multiple_of(ROUNDS_PER_CLOCK) {
+                // thread; while spinning, the latter is looked for once in a
+                // while. TCP links cannot tell whether they moved anything.
+                if moved || sockets || !spinning || round.is_multiple_of(ROUNDS_PER_CLOCK) {
                     if let Some(r) = done(&mut state) {
                         return r;
                     }
