@@ -128,5 +128,13 @@ fn send_to_self(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, wire, matching, send_to_self);
+criterion_group! {
+    name = benches;
+    // Short runs: these are nanosecond-scale loops, and every bench target
+    // together must finish in a few minutes on two cores.
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = wire, matching, send_to_self
+}
 criterion_main!(benches);
