@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Measures mpirt against MPICH on this machine, as the README's Performance
+# section shows it: compare.py's table over shared memory and over TCP, and
+# a plot of osu_latency (mpirt shm and tcp) with MPICH's ping-pong.
+#
+#   benches/perf-vs-mpich.sh [OUT_DIR]      (default: perf/)
+#
+# Settings: ROUNDS (compare.py's alternating runs, default 3), SCALE (the
+# ping-pongs' -x, default 0.2), CARGO_TARGET_DIR. Run it on a quiet machine:
+# it prints the load average first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-perf}
+rounds=${ROUNDS:-3}
+scale=${SCALE:-0.2}
+bin=${CARGO_TARGET_DIR:-target}/release
+tests=lat,ssend,bw,allreduce
+
+cargo build --release
+mpich=$(../shared/anchors/build.sh)
+mkdir -p "$out"
+uptime | tee "$out/load.txt"
+
+python3 ../shared/anchors/compare.py --rounds "$rounds" \
+  --reference "mpirun.mpich -n 2 $mpich -t $tests -x $scale" \
+  --ours "$bin/mpirun -n 2 --transport shm $bin/pingpong --result -t $tests -x $scale" |
+  tee "$out/compare-shm.txt"
+python3 ../shared/anchors/compare.py --rounds "$rounds" \
+  --reference "mpirun.mpich -n 2 -genv MPIR_CVAR_NOLOCAL 1 -genv UCX_TLS tcp $mpich -t $tests -x $scale" \
+  --ours "$bin/mpirun -n 2 --transport tcp $bin/pingpong --result -t $tests -x $scale" |
+  tee "$out/compare-tcp.txt"
+
+"$bin/mpirun" -n 2 --transport shm "$bin/osu_latency" --csv "$out/mpirt-shm.csv"
+"$bin/mpirun" -n 2 --transport tcp "$bin/osu_latency" --csv "$out/mpirt-tcp.csv"
+mpirun.mpich -n 2 "$mpich" -t lat >"$out/mpich-shm.txt"
+mpirun.mpich -n 2 -genv MPIR_CVAR_NOLOCAL 1 -genv UCX_TLS tcp "$mpich" -t lat >"$out/mpich-tcp.txt"
+"$bin/mpirt-plot" -o "$out/latency.svg" --title "Ping-pong latency, 2 ranks on one host" \
+  "mpirt shm=$out/mpirt-shm.csv" "MPICH shm=$out/mpich-shm.txt" \
+  "mpirt tcp=$out/mpirt-tcp.csv" "MPICH tcp=$out/mpich-tcp.txt"
+uptime | tee -a "$out/load.txt"
+
+# The README's table: a few rows of both comparisons side by side.
+python3 - "$out/compare-shm.txt" "$out/compare-tcp.txt" <<'PY' | tee "$out/table.md"
+import sys
+ROWS = [("lat", 8, "8 B"), ("lat", 1 << 20, "1 MiB"), ("lat", 4 << 20, "4 MiB"),
+        ("ssend", 8, "8 B"), ("bw", 1 << 20, "1 MiB"),
+        ("allreduce", 8, "8 B"), ("allreduce", 1 << 20, "1 MiB")]
+def load(path):
+    medians = {}
+    for line in open(path):
+        words = line.split()
+        try:
+            medians[(words[0], int(words[1]))] = (float(words[2]), float(words[3]))
+        except (IndexError, ValueError):
+            pass
+    return medians
+def us(v):
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
+shm, tcp = load(sys.argv[1]), load(sys.argv[2])
+print("| test | size | MPICH shm | mpirt shm | mpirt / MPICH | MPICH tcp | mpirt tcp | mpirt / MPICH |")
+print("|---|---|---|---|---|---|---|---|")
+for test, size, name in ROWS:
+    cells = []
+    for medians in (shm, tcp):
+        if (test, size) in medians:
+            reference, ours = medians[(test, size)]
+            cells += [us(reference), us(ours), f"{ours / reference:.2f}"]
+        else:
+            cells += ["-"] * 3
+    print(f"| {test} | {name} | " + " | ".join(cells) + " |")
+PY
+echo "wrote $out/table.md, $out/compare-*.txt and $out/latency.svg"
