@@ -150,7 +150,14 @@ fn serve_pmi(connections: Vec<UnixStream>) {
         // Ends when both readers have hung up.
         for (rank, line) in requests {
             let Some(line) = line else {
+                // A rank closes its connection only as it exits: one that
+                // leaves mid-session, or while the other waits in a fence,
+                // would leave this process waiting forever.
                 writers[rank] = None;
+                if let Some(fault) = server.handle_exit(rank) {
+                    eprintln!("bench PMI server: the job cannot go on: {fault:?}");
+                    std::process::exit(1);
+                }
                 continue;
             };
             for action in server.handle_line(rank, &line) {
@@ -181,7 +188,10 @@ fn serve_pmi(connections: Vec<UnixStream>) {
                         );
                         std::process::exit(if code == 0 { 1 } else { code });
                     }
-                    Action::Fault(fault) => eprintln!("bench PMI server: {fault:?}"),
+                    Action::Fault(fault) => {
+                        eprintln!("bench PMI server: the job cannot go on: {fault:?}");
+                        std::process::exit(1);
+                    }
                 }
             }
         }
