@@ -161,6 +161,8 @@ impl ShmLink {
         settings: ShmSettings,
         max_eager: usize,
     ) -> ShmLink {
+        theirs.populate(me, true);
+        mine.populate(peer, false);
         ShmLink {
             outbound: Producer::new(theirs.ring(me)),
             inbound: Consumer::new(mine.ring(peer)),

@@ -262,6 +262,33 @@ impl Segment {
     pub fn ring_capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Maps the pages of `sender`'s ring into this process now, for
+    /// writing or for reading, so that messages do not pay a page fault
+    /// each time they reach a page for the first time. Only while the
+    /// segment's rings together stay within [`POPULATE_LIMIT`] (beyond,
+    /// pages are used as they are touched, which pairs that never talk do
+    /// not). Changes no byte; best effort (MADV_POPULATE_* is Linux 5.14).
+    pub fn populate(&self, sender: usize, write: bool) {
+        if self.capacity * self.ranks > POPULATE_LIMIT {
+            return;
+        }
+        let (data, _) = layout(self.ranks, self.capacity);
+        let advice = if write {
+            libc::MADV_POPULATE_WRITE
+        } else {
+            libc::MADV_POPULATE_READ
+        };
+        // SAFETY: a page-aligned range inside our mapping; populating
+        // faults pages in without changing their contents.
+        let _ = unsafe {
+            libc::madvise(
+                self.base.add(data + sender * self.capacity).cast(),
+                self.capacity,
+                advice,
+            )
+        };
+    }
 }
 
 impl Drop for Segment {
@@ -332,6 +359,10 @@ fn forget_sigterm_name() {
         drop(unsafe { CString::from_raw(old) });
     }
 }
+
+/// Segments whose rings total at most this are mapped in whole at start-up
+/// (see [`Segment::populate`]).
+pub const POPULATE_LIMIT: usize = 16 << 20;
 
 /// Ring bytes one segment may use at most, whatever the rank count: rings
 /// of busy pairs get touched whole, and tmpfs pages are memory.
