@@ -326,7 +326,13 @@ fn main() {
     check!(
         rank,
         after == before,
-        "keys lost or changed: (count, sum, xor) {before:x?} before, {after:x?} after"
+        "keys lost or changed: count {} sum {:#x} xor {:#x} before the sort, count {} sum {:#x} xor {:#x} after",
+        before[0],
+        before[1],
+        before[2],
+        after[0],
+        after[1],
+        after[2]
     );
 
     let root = world.process_at_rank(0);
