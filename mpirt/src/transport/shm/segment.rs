@@ -11,11 +11,13 @@
 //! hosts, and the owner's own, stay untouched and so cost no memory).
 //!
 //! Lifecycle: the owner creates the segment (`shm_open` with `O_EXCL`, mode
-//! 0600, named `/mpirt-<pid>-<random>`) before the first PMI fence and
-//! publishes the name in its business card; peers map it after that fence;
-//! after a second fence the owner unlinks it, so nothing stays in `/dev/shm`
-//! however the job ends. Between creation and unlink, a SIGTERM (how the
-//! launcher stops a job whose rank died at start-up) unlinks it too.
+//! 0600, named `/mpirt-<pid namespace>-<pid>-<random>`) before the first PMI
+//! fence and publishes the name in its business card; peers map it after
+//! that fence; after a second fence the owner unlinks it, so nothing stays
+//! in `/dev/shm` however the job ends. Between creation and unlink, SIGTERM
+//! (how launchers stop a job whose rank died at start-up), SIGINT and SIGHUP
+//! unlink it too; what SIGKILL leaves in that window is swept by the next
+//! segment created on the node (a segment whose creator is gone).
 
 use std::ffi::{CStr, CString};
 use std::io::{self, Read};
@@ -105,7 +107,13 @@ impl Segment {
     /// multiple of 4096) for each of `ranks` senders.
     pub fn create(ranks: usize, capacity: usize) -> io::Result<Segment> {
         assert!(capacity.is_multiple_of(PAGE) && capacity >= PAGE);
-        let name = format!("/mpirt-{}-{:016x}", std::process::id(), random_u64()?);
+        sweep_stale();
+        let name = format!(
+            "/mpirt-{}-{}-{:016x}",
+            pid_namespace(),
+            std::process::id(),
+            random_u64()?
+        );
         let key = random_u64()?;
         let c_name = CString::new(name.clone()).expect("no NUL in the name");
         // SAFETY: a NUL-terminated name; O_EXCL: we never reuse a file.
@@ -300,7 +308,60 @@ impl Drop for Segment {
     }
 }
 
-/// The segment name a SIGTERM must unlink (start-up only).
+/// This process's pid namespace (the inode of /proc/self/ns/pid), so that
+/// a sweep never judges another namespace's pids.
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
+
+/// Unlinks segments whose creator, in this pid namespace, no longer exists:
+/// what a rank killed with SIGKILL during start-up left behind. Returns how
+/// many. (Only the same user's files can be removed: /dev/shm is sticky.)
+pub fn sweep_stale() -> usize {
+    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
+        return 0;
+    };
+    let namespace = pid_namespace().to_string();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let mut fields = name.split('-');
+        let (Some("mpirt"), Some(ns), Some(pid), Some(_), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<libc::pid_t>() else {
+            continue;
+        };
+        if ns != namespace || pid <= 0 {
+            continue;
+        }
+        // SAFETY: signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        let Ok(path) = CString::new(format!("/{name}")) else {
+            continue;
+        };
+        // SAFETY: a NUL-terminated name of a segment nobody owns any more.
+        if gone && unsafe { libc::shm_unlink(path.as_ptr()) } == 0 {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Signals that, during start-up, unlink the segment before the process
+/// dies of them.
+const UNLINK_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+/// The segment name a signal must unlink (start-up only).
 static SIGTERM_NAME: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
 
 extern "C" fn unlink_and_die(signal: libc::c_int) {
@@ -316,12 +377,12 @@ extern "C" fn unlink_and_die(signal: libc::c_int) {
     }
 }
 
-/// The SIGTERM disposition now.
-fn sigterm_handler() -> libc::sighandler_t {
+/// The disposition of `signal` now.
+fn handler_of(signal: libc::c_int) -> libc::sighandler_t {
     // SAFETY: an all-zero sigaction is a valid value to be overwritten.
     let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: a query only (no new action); `current` is ours to fill.
-    unsafe { libc::sigaction(libc::SIGTERM, std::ptr::null(), &mut current) };
+    unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
     current.sa_sigaction
 }
 
@@ -329,30 +390,34 @@ fn our_handler() -> libc::sighandler_t {
     unlink_and_die as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t
 }
 
-/// Until the segment is unlinked, a SIGTERM unlinks it before the process
-/// dies of the signal (the default action). A program's own SIGTERM handler
-/// (or SIG_IGN), if it has one, is left alone.
+/// Until the segment is unlinked, SIGTERM, SIGINT and SIGHUP unlink it
+/// before the process dies of them (their default action). A program's own
+/// handler (or SIG_IGN) for one of them is left alone.
 fn unlink_on_sigterm(name: &CStr) {
-    if sigterm_handler() != libc::SIG_DFL {
-        return;
-    }
     let leaked = CString::from(name).into_raw();
     let old = SIGTERM_NAME.swap(leaked, Ordering::SeqCst);
     if !old.is_null() {
         // SAFETY: a CString we leaked before.
         drop(unsafe { CString::from_raw(old) });
     }
-    // SAFETY: installing an async-signal-safe handler.
-    unsafe { libc::signal(libc::SIGTERM, our_handler()) };
+    for signal in UNLINK_SIGNALS {
+        if handler_of(signal) == libc::SIG_DFL {
+            // SAFETY: installing an async-signal-safe handler.
+            unsafe { libc::signal(signal, our_handler()) };
+        }
+    }
 }
 
-/// The name is gone: SIGTERM kills the process as it did before.
+/// The name is gone: the signals kill the process as they did before.
 fn forget_sigterm_name() {
     let old = SIGTERM_NAME.swap(std::ptr::null_mut(), Ordering::SeqCst);
     if !old.is_null() {
-        if sigterm_handler() == our_handler() {
-            // SAFETY: restoring the default that `unlink_on_sigterm` replaced.
-            unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
+        for signal in UNLINK_SIGNALS {
+            if handler_of(signal) == our_handler() {
+                // SAFETY: restoring the default that `unlink_on_sigterm`
+                // replaced.
+                unsafe { libc::signal(signal, libc::SIG_DFL) };
+            }
         }
         // SAFETY: a CString we leaked in `unlink_on_sigterm`; the handler
         // takes the pointer with a swap too, so only one of us has it.
@@ -392,7 +457,11 @@ mod tests {
     fn create_map_and_unlink() {
         let mut mine = Segment::create(3, 8192).unwrap();
         let name = mine.name().to_string();
-        assert!(name.starts_with(&format!("mpirt-{}-", std::process::id())));
+        assert!(name.starts_with(&format!(
+            "mpirt-{}-{}-",
+            pid_namespace(),
+            std::process::id()
+        )));
         assert!(in_dev_shm(&name));
         let meta = std::fs::metadata(format!("/dev/shm/{name}")).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -421,6 +490,21 @@ mod tests {
             mine.name().to_string()
         };
         assert!(!in_dev_shm(&name));
+    }
+
+    #[test]
+    fn segments_of_dead_processes_are_swept_and_live_ones_kept() {
+        // A process that exits at once: its pid is then free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = format!("mpirt-{}-{dead}-00000000deadbeef", pid_namespace());
+        std::fs::write(format!("/dev/shm/{stale}"), b"").unwrap();
+        let live = Segment::create(1, 4096).unwrap();
+        assert!(!in_dev_shm(&stale), "the stale segment survived");
+        assert!(in_dev_shm(live.name()));
+        sweep_stale();
+        assert!(in_dev_shm(live.name()), "a live segment was swept");
     }
 
     #[test]
