@@ -10,11 +10,17 @@ use std::time::Duration;
 use launcher::{Job, Output};
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn require(tool: &str) {
-    assert!(have(tool), "{tool} is missing: install Debian's mpich and libmpich-dev (.ci/run does)");
+    assert!(
+        have(tool),
+        "{tool} is missing: install Debian's mpich and libmpich-dev (.ci/run does)"
+    );
 }
 
 /// Runs `mpiexec.mpich -n N PROGRAM ARGS` with a deadline; returns stdout.
@@ -50,7 +56,10 @@ fn hydra_launches_the_ring_at_1_2_4_and_7_ranks() {
 fn hydra_launches_point_to_point_and_collective_checks() {
     for n in [2, 4] {
         let out = hydra(n, env!("CARGO_BIN_EXE_conformance"), &["all-pairs"]);
-        assert!(out.contains(&format!("all-pairs: ok at {n} ranks")), "{out}");
+        assert!(
+            out.contains(&format!("all-pairs: ok at {n} ranks")),
+            "{out}"
+        );
         let out = hydra(n, env!("CARGO_BIN_EXE_collective_check"), &[]);
         assert!(out.contains(&format!("all: ok at {n} ranks")), "{out}");
     }
@@ -91,7 +100,13 @@ int main(int argc, char **argv) {
     )
     .expect("write ring.c");
     let binary = dir.join("ring.mpich");
-    let status = Command::new("mpicc.mpich").arg("-O2").arg("-o").arg(&binary).arg(&source).status().expect("mpicc");
+    let status = Command::new("mpicc.mpich")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("mpicc");
     assert!(status.success(), "mpicc.mpich failed");
     binary
 }
@@ -99,8 +114,22 @@ int main(int argc, char **argv) {
 #[test]
 fn mpirun_runs_an_mpich_program_at_4_ranks() {
     let binary = mpich_ring();
-    let outcome = Job::new(&binary).ranks(4).timeout(Duration::from_secs(120)).output(Output::Capture).run().expect("starts");
-    assert!(outcome.success(), "{:?}\n{}\n{}", outcome.message, outcome.stdout_text(0), outcome.stderr_text(0));
-    assert_eq!(outcome.stdout_text(0).trim(), "mpich ring: token 6 sum 6 size 4");
+    let outcome = Job::new(&binary)
+        .ranks(4)
+        .timeout(Duration::from_secs(120))
+        .output(Output::Capture)
+        .run()
+        .expect("starts");
+    assert!(
+        outcome.success(),
+        "{:?}\n{}\n{}",
+        outcome.message,
+        outcome.stdout_text(0),
+        outcome.stderr_text(0)
+    );
+    assert_eq!(
+        outcome.stdout_text(0).trim(),
+        "mpich ring: token 6 sum 6 size 4"
+    );
     let _ = std::fs::remove_dir_all(binary.parent().expect("dir"));
 }
