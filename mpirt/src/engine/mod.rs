@@ -29,6 +29,7 @@
 pub mod matching;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub use matching::Envelope;
 use matching::{Matcher, UnexpectedBody, UnexpectedMessage};
@@ -38,6 +39,30 @@ use crate::wire::{FrameKind, Header, FLAG_SYNC, HEADER_LEN};
 
 /// Identifies a request in the engine's table; also travels on the wire.
 pub type RequestId = u64;
+
+/// Hashes request ids for the request table. Ids are handed out in sequence
+/// by this engine, so a Fibonacci multiply spreads them well; SipHash cost
+/// about 40% of a small message's software time (4-6 lookups per message).
+/// Ids a peer sends are only looked up, never inserted, so a hostile peer
+/// cannot flood the table's buckets.
+#[derive(Default)]
+struct RequestIdHasher(u64);
+
+impl Hasher for RequestIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// The sizes of the buffers the protocols use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +293,7 @@ pub struct Engine {
     rank: i32,
     limits: Limits,
     matcher: Matcher,
-    requests: HashMap<RequestId, Request>,
+    requests: HashMap<RequestId, Request, BuildHasherDefault<RequestIdHasher>>,
     next_request: RequestId,
     peers: Vec<Peer>,
     stats: EngineStats,
@@ -287,7 +312,7 @@ impl Engine {
             rank,
             limits,
             matcher: Matcher::default(),
-            requests: HashMap::new(),
+            requests: HashMap::default(),
             next_request: 1,
             peers,
             stats: EngineStats::default(),
