@@ -264,10 +264,13 @@ impl TcpConnection {
                 }
                 Ok(0) if engine.peer_finished(peer) => return Err(LinkError::Finished),
                 Ok(0) => return Err(LinkError::Lost("connection closed without Fin".into())),
-                // A short read drained the socket: edge-triggered epoll
-                // reports any byte that arrives later, so reading again now
-                // would only return EAGAIN.
-                Ok(n) if n < wanted => self.readable = false,
+                // A short read of frames drained the socket: edge-triggered
+                // epoll reports any byte that arrives later, so reading again
+                // now would only return EAGAIN. A large payload keeps
+                // streaming in while we copy, so it is read until EAGAIN.
+                Ok(n) if n < wanted && matches!(self.reading, Reading::Frames) => {
+                    self.readable = false
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
