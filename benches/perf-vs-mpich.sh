@@ -5,13 +5,13 @@
 #
 #   benches/perf-vs-mpich.sh [OUT_DIR]      (default: perf/)
 #
-# Settings: ROUNDS (compare.py's alternating runs, default 3), SCALE (the
+# Settings: ROUNDS (compare.py's alternating runs, default 10), SCALE (the
 # ping-pongs' -x, default 0.2), CARGO_TARGET_DIR. Run it on a quiet machine:
 # it prints the load average first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-perf}
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-10}
 scale=${SCALE:-0.2}
 bin=${CARGO_TARGET_DIR:-target}/release
 tests=lat,ssend,bw,allreduce

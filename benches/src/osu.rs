@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use mpirt::collective::SystemOperation;
 use mpirt::topology::{Communicator, SimpleCommunicator};
-use mpirt::traits::Root;
+use mpirt::traits::{CommunicatorCollectives, Root};
 
 use crate::plot;
 use crate::series::{Metric, Series};
@@ -260,51 +260,54 @@ impl Spec {
     }
 
     /// Parses this process's arguments, starts mpirt and checks the job
-    /// size. A bad command line or job size ends the process with status 2
-    /// (rank 0, or a process outside a job, says why); `--help` with 0.
+    /// size. A bad command line or job size ends the job with status 2 once
+    /// rank 0 has said why; `--help` prints the usage and exits with 0.
     pub fn start(&self) -> (mpirt::Universe, Options) {
-        // Before initialization only the process manager's variable tells
-        // which rank this is: only one rank should complain.
-        let speaks = std::env::var("PMI_RANK").map_or(true, |r| r == "0");
-        let options = match self.parse_args(std::env::args().skip(1)) {
-            Ok(Parsed::Run(options)) => options,
-            Ok(Parsed::Help(text)) => {
-                if speaks {
-                    print!("{text}");
-                }
-                std::process::exit(0);
+        let parsed = self.parse_args(std::env::args().skip(1));
+        if let Ok(Parsed::Help(text)) = &parsed {
+            // Before initialization only the process manager's variable
+            // tells which rank this is: one rank prints.
+            if std::env::var("PMI_RANK").map_or(true, |r| r == "0") {
+                print!("{text}");
             }
-            Err(message) => {
-                if speaks {
-                    eprintln!("{}: {message}", self.program);
-                }
-                std::process::exit(2);
-            }
-        };
+            std::process::exit(0);
+        }
         let universe = mpirt::try_initialize().unwrap_or_else(|e| {
             eprintln!("{}: cannot start mpirt: {e}", self.program);
             std::process::exit(1);
         });
         let world = universe.world();
-        let size = world.size() as usize;
-        let fits = match self.ranks {
-            Ranks::Exactly(n) => size == n,
-            Ranks::AtLeast(n) => size >= n,
+        let problem = match parsed {
+            Ok(Parsed::Run(options)) => match self.check_ranks(world.size() as usize) {
+                Ok(()) => return (universe, options),
+                Err(message) => message,
+            },
+            Ok(Parsed::Help(_)) => unreachable!("handled above"),
+            Err(message) => message,
         };
-        if !fits {
-            if world.rank() == 0 {
-                let wanted = match self.ranks {
-                    Ranks::Exactly(n) => format!("exactly {n}"),
-                    Ranks::AtLeast(n) => format!("at least {n}"),
-                };
-                eprintln!(
-                    "{}: this test needs {wanted} ranks, not {size} (mpirun -n 2 {})",
-                    self.program, self.program
-                );
-            }
-            std::process::exit(2);
+        if world.rank() == 0 {
+            eprintln!("{}: {problem}", self.program);
         }
-        (universe, options)
+        // Every rank leaves only after rank 0 has spoken: the first rank to
+        // exit with an error ends the job, and could silence rank 0.
+        world.barrier();
+        std::process::exit(2);
+    }
+
+    /// Whether a job of `size` ranks can run this test.
+    fn check_ranks(&self, size: usize) -> Result<(), String> {
+        let (fits, wanted) = match self.ranks {
+            Ranks::Exactly(n) => (size == n, format!("exactly {n}")),
+            Ranks::AtLeast(n) => (size >= n, format!("at least {n}")),
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(format!(
+                "this test needs {wanted} ranks, not {size} (mpirun -n 2 {})",
+                self.program
+            ))
+        }
     }
 
     /// The header line: `# OSU MPI-style Latency Test (mpirt 0.1.0)`.
