@@ -230,18 +230,17 @@ fn receive_bytes(
     wait(comm, id)
 }
 
-/// Receives one value of `T`; the message must hold exactly one.
-fn receive_value<T: Equivalence>(
-    comm: &SimpleCommunicator,
-    source: Rank,
-    tag: Tag,
+/// Receives one value of `T` with `receive` (given the value's bytes to
+/// fill); the message must hold exactly one.
+fn receive_one<T: Equivalence>(
+    receive: impl FnOnce(&mut [u8]) -> Result<Status, Error>,
 ) -> Result<(T, Status), Error> {
     let mut value = MaybeUninit::<T>::uninit();
     let size = std::mem::size_of::<T>();
     // SAFETY: the receive writes bytes into the value's storage; it is read
     // as T only when all `size` bytes arrived.
     let bytes = unsafe { std::slice::from_raw_parts_mut(value.as_mut_ptr().cast::<u8>(), size) };
-    let status = receive_bytes(comm, source, tag, bytes)?;
+    let status = receive(bytes)?;
     if status.bytes != size {
         return Err(Error::Datatype {
             message_bytes: status.bytes,
@@ -250,6 +249,15 @@ fn receive_value<T: Equivalence>(
     }
     // SAFETY: all `size` bytes were written by a sender of T.
     Ok((unsafe { value.assume_init() }, status))
+}
+
+/// Receives one value of `T`; the message must hold exactly one.
+fn receive_value<T: Equivalence>(
+    comm: &SimpleCommunicator,
+    source: Rank,
+    tag: Tag,
+) -> Result<(T, Status), Error> {
+    receive_one(|bytes| receive_bytes(comm, source, tag, bytes))
 }
 
 fn fatal<T>(
@@ -818,33 +826,16 @@ impl Message {
     /// Receives one value of `T`.
     pub fn matched_receive<T: Equivalence>(mut self) -> (T, Status) {
         let comm = self.comm.clone();
-        let mut value = MaybeUninit::<T>::uninit();
         let size = std::mem::size_of::<T>();
-        let result = self
-            .receive_bytes(UserBuffer {
-                ptr: value.as_mut_ptr().cast(),
-                len: size,
-            })
-            .and_then(|status| {
-                if status.bytes == size {
-                    Ok(status)
-                } else {
-                    Err(Error::Datatype {
-                        message_bytes: status.bytes,
-                        element_bytes: size,
-                    })
-                }
-            });
-        let status = fatal(
+        let result = receive_one(|bytes| self.receive_bytes(UserBuffer::from_mut_slice(bytes)));
+        fatal(
             &comm,
             "matched_receive",
             ANY_SOURCE,
             ANY_TAG,
             Some(size),
             result,
-        );
-        // SAFETY: all `size` bytes were written by a sender of T.
-        (unsafe { value.assume_init() }, status)
+        )
     }
 }
 
@@ -949,22 +940,18 @@ where
     R: Equivalence,
     S: Source,
 {
-    let mut value = MaybeUninit::<R>::uninit();
-    let size = std::mem::size_of::<R>();
-    // SAFETY: bytes are written into the value's storage; it is read as R
-    // only once all `size` bytes arrived.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(value.as_mut_ptr().cast::<u8>(), size) };
-    let status = send_receive_into_with_tags(msg, destination, sendtag, bytes, source, receivetag);
-    if status.bytes != size {
-        let (comm, to) = destination.destination();
-        let e = Error::Datatype {
-            message_bytes: status.bytes,
-            element_bytes: size,
-        };
-        fatal::<()>(comm, "send_receive", to, sendtag, Some(size), Err(e));
-    }
-    // SAFETY: all `size` bytes were written by a sender of R.
-    (unsafe { value.assume_init() }, status)
+    let result = receive_one(|bytes| {
+        try_send_receive_into_with_tags(msg, destination, sendtag, bytes, source, receivetag)
+    });
+    let (comm, to) = destination.destination();
+    fatal(
+        comm,
+        "send_receive",
+        to,
+        sendtag,
+        Some(std::mem::size_of::<R>()),
+        result,
+    )
 }
 
 /// MPI_Sendrecv of one value each way, tag 0.

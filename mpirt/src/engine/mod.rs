@@ -478,29 +478,18 @@ impl Engine {
     /// A request that is complete from the start (an operation on
     /// `PROC_NULL`, or a buffered send whose copy is made).
     pub fn post_completed(&mut self, status: Status) -> RequestId {
-        let id = self.new_request_id();
-        let buffer = UserBuffer {
-            ptr: std::ptr::null_mut(),
-            len: 0,
-        };
-        let kind = RequestKind::Receive {
-            buffer,
-            state: ReceiveState::Posted,
-        };
-        self.requests.insert(
-            id,
-            Request {
-                kind,
-                outcome: Some(Ok(status)),
-            },
-        );
-        id
+        self.post_bufferless(Some(Ok(status)))
     }
 
     /// A request that something outside the engine completes with
     /// [`Engine::complete_external`] (a non-blocking collective running on
     /// its own thread).
     pub fn post_external(&mut self) -> RequestId {
+        self.post_bufferless(None)
+    }
+
+    /// A request with no buffer and no frames: only its outcome matters.
+    fn post_bufferless(&mut self, outcome: Option<Result<Status, Error>>) -> RequestId {
         let id = self.new_request_id();
         let buffer = UserBuffer {
             ptr: std::ptr::null_mut(),
@@ -510,13 +499,7 @@ impl Engine {
             buffer,
             state: ReceiveState::Posted,
         };
-        self.requests.insert(
-            id,
-            Request {
-                kind,
-                outcome: None,
-            },
-        );
+        self.requests.insert(id, Request { kind, outcome });
         id
     }
 
