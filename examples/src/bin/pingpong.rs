@@ -121,6 +121,8 @@ fn pingpong(
 
 /// Window of the bandwidth test, as in osu_bw.
 const WINDOW: usize = 64;
+/// The most memory the bandwidth test's receiver spreads a window over.
+const SLOT_BYTES: usize = 1 << 20;
 
 /// Iterations and warm-up rounds of the bandwidth test as pingpong.c
 /// chooses them.
@@ -140,9 +142,12 @@ fn bw_iterations(size: usize, scale: f64) -> (usize, usize) {
 }
 
 /// 64 immediate sends of `size` bytes, waited for together, then a 4-byte
-/// acknowledgement: microseconds per message. The receiver posts its 64
-/// receives into 64 separate slots (Rust's borrows forbid the aliased
-/// receives into one buffer that the C benchmark uses).
+/// acknowledgement: microseconds per message. The C benchmark posts its 64
+/// receives into one buffer, which Rust's borrows forbid; so that the
+/// receiver touches as much memory as it does, small messages go into 64
+/// separate slots posted at once, and messages whose window would pass
+/// [`SLOT_BYTES`] are received one after another into one buffer (they
+/// travel by rendezvous, so each is copied once either way).
 fn bandwidth(
     world: &SimpleCommunicator,
     size: usize,
@@ -167,12 +172,18 @@ fn bandwidth(
             });
             peer.receive_with_tag::<i32>(101);
         } else {
-            mpirt::request::multiple_scope(WINDOW, |scope, requests| {
-                for slot in slots.chunks_mut(size).take(WINDOW) {
-                    requests.add(peer.immediate_receive_into_with_tag(scope, slot, 100));
+            if size * WINDOW <= SLOT_BYTES {
+                mpirt::request::multiple_scope(WINDOW, |scope, requests| {
+                    for slot in slots.chunks_mut(size).take(WINDOW) {
+                        requests.add(peer.immediate_receive_into_with_tag(scope, slot, 100));
+                    }
+                    requests.wait_all(&mut Vec::new());
+                });
+            } else {
+                for _ in 0..WINDOW {
+                    peer.receive_into_with_tag(&mut slots[..size], 100);
                 }
-                requests.wait_all(&mut Vec::new());
-            });
+            }
             peer.send_with_tag(&0i32, 101);
         }
     }
@@ -279,7 +290,7 @@ fn main() {
                     .max()
                     .unwrap_or(0);
                 let mut slots = if rank == 1 {
-                    vec![0u8; max * WINDOW]
+                    vec![0u8; (max * WINDOW).min(SLOT_BYTES).max(max)]
                 } else {
                     Vec::new()
                 };
