@@ -527,32 +527,57 @@ mod tests {
 
     #[test]
     fn two_threads_move_a_million_records_intact() {
+        /// Stops and joins the producer before the ring's memory is freed,
+        /// also when the consumer's assertions fail (it is declared after
+        /// the ring, so it drops first).
+        struct JoinOnDrop {
+            stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+            producer: Option<std::thread::JoinHandle<()>>,
+        }
+        impl Drop for JoinOnDrop {
+            fn drop(&mut self) {
+                self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Some(producer) = self.producer.take() {
+                    let finished = producer.join();
+                    if !std::thread::panicking() {
+                        finished.expect("producer thread");
+                    }
+                }
+            }
+        }
         let r = ring(4096, 0xfeed);
         let (mut p, mut c) = (Producer::new(r.view), Consumer::new(r.view));
         const N: u64 = 1_000_000;
-        let producer = std::thread::spawn(move || {
-            let mut i = 0u64;
-            while i < N {
-                let len = (i % 37) as usize * 8 + 8;
-                match p.reserve(len) {
-                    Some(mut slot) => {
-                        for (k, chunk) in slot.body()[..len].chunks_exact_mut(8).enumerate() {
-                            chunk.copy_from_slice(&(i + k as u64).to_le_bytes());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let producer_stop = stop.clone();
+        let _producer = JoinOnDrop {
+            stop,
+            producer: Some(std::thread::spawn(move || {
+                let mut i = 0u64;
+                while i < N && !producer_stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let len = (i % 37) as usize * 8 + 8;
+                    match p.reserve(len) {
+                        Some(mut slot) => {
+                            for (k, chunk) in slot.body()[..len].chunks_exact_mut(8).enumerate() {
+                                chunk.copy_from_slice(&(i + k as u64).to_le_bytes());
+                            }
+                            p.commit(slot, len, 3, 7);
+                            i += 1;
                         }
-                        p.commit(slot, len, 3, 7);
-                        i += 1;
+                        // Yield, not spin: on an oversubscribed machine the
+                        // consumer may need this core to make room.
+                        None => std::thread::yield_now(),
                     }
-                    None => std::hint::spin_loop(),
                 }
-            }
-        });
+            })),
+        };
         let mut i = 0u64;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while i < N {
             assert!(std::time::Instant::now() < deadline, "stalled at {i}");
             let Some(record) = c.peek().unwrap() else {
                 c.publish();
-                std::hint::spin_loop();
+                std::thread::yield_now();
                 continue;
             };
             let len = (i % 37) as usize * 8 + 8;
@@ -563,6 +588,5 @@ mod tests {
             c.release(record);
             i += 1;
         }
-        producer.join().unwrap();
     }
 }
