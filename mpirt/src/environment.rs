@@ -50,6 +50,9 @@ pub(crate) struct Runtime {
     finalized: AtomicBool,
     /// The attached buffer of buffered sends (MPI_Buffer_attach).
     pub(crate) attached: Mutex<crate::buffered::AttachedBuffer>,
+    /// The world communicator's error handler, shared by every handle
+    /// `Universe::world` gives out.
+    pub(crate) world_error_handler: Arc<std::sync::atomic::AtomicU8>,
 }
 
 /// The MPI environment (rsmpi's `Universe`). Dropping it finalizes.
@@ -392,6 +395,7 @@ impl Runtime {
             bootstrap: Mutex::new(bootstrap),
             finalized: AtomicBool::new(false),
             attached: Mutex::new(Default::default()),
+            world_error_handler: Default::default(),
         })
     }
 
@@ -410,10 +414,16 @@ impl Runtime {
         }
     }
 
-    /// MPI's default error handler: print one line naming this rank, the
-    /// operation and the error, and end the whole job.
+    /// The one line that reports `error`: this rank, the operation with its
+    /// peer or root, tag and sizes, and the error.
+    pub(crate) fn describe(&self, operation: Operation<'_>, error: &Error) -> String {
+        format!("mpirt: rank {}: {operation}: {error}", self.rank)
+    }
+
+    /// MPI's default error handler: print the error's one line and end the
+    /// whole job.
     pub(crate) fn fatal(&self, operation: Operation<'_>, error: Error) -> ! {
-        let message = format!("mpirt: rank {}: {operation}: {error}", self.rank);
+        let message = self.describe(operation, &error);
         eprintln!("{message}");
         if matches!(error, Error::PeerLost { .. }) {
             // A lost peer has most likely died; its launcher will report the

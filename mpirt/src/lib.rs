@@ -40,7 +40,7 @@ pub use environment::{
     initialize, initialize_with_threading, processor_name, time, time_resolution, try_initialize,
     Threading, Universe,
 };
-pub use error::Error;
+pub use error::{Error, ErrorHandler};
 
 /// A rank within a communicator (MPI uses `int`).
 pub type Rank = i32;
