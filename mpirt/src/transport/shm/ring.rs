@@ -299,6 +299,9 @@ pub struct Consumer {
     tail: u64,
     /// The position last published to the producer.
     published: u64,
+    /// The producer asked for a doorbell ring and a publish made room, but
+    /// no caller has been told yet (a publish inside `release`).
+    ring_owed: bool,
 }
 
 impl Consumer {
@@ -308,6 +311,7 @@ impl Consumer {
             ring,
             tail: 0,
             published: 0,
+            ring_owed: false,
         }
     }
 
@@ -353,8 +357,9 @@ impl Consumer {
         self.tail = record.position + record_len(record.len);
         if self.tail - self.published >= self.ring.capacity / 4 {
             // Large amounts go back at once, so a pipelined sender keeps
-            // going while we copy.
-            self.publish();
+            // going while we copy. A producer asleep for room is woken by
+            // the caller's next `publish_if_useful` or `publish`.
+            self.ring_owed |= self.publish();
         }
     }
 
@@ -366,10 +371,11 @@ impl Consumer {
     pub fn publish_if_useful(&mut self) -> bool {
         // Relaxed: a hint; `publish` orders what matters.
         let asked = self.ring.control().producer_waiting.load(Ordering::Relaxed) != 0;
+        let owed = std::mem::take(&mut self.ring_owed);
         if asked || self.tail - self.published >= self.ring.capacity / 4 {
-            self.publish()
+            self.publish() || owed
         } else {
-            false
+            owed
         }
     }
 
@@ -377,7 +383,7 @@ impl Consumer {
     /// producer asked for a doorbell ring.
     pub fn publish(&mut self) -> bool {
         if self.published == self.tail {
-            return false;
+            return std::mem::take(&mut self.ring_owed);
         }
         self.published = self.tail;
         let control = self.ring.control();
@@ -391,9 +397,10 @@ impl Consumer {
             // Relaxed: the fence above orders it; a lost race only costs
             // the producer one spare ring.
             control.producer_waiting.store(0, Ordering::Relaxed);
+            self.ring_owed = false;
             return true;
         }
-        false
+        std::mem::take(&mut self.ring_owed)
     }
 }
 
@@ -477,6 +484,21 @@ mod tests {
         // Consumed but not published: still full.
         assert!(!send(&mut p, &[1; 100], 1));
         assert!(c.publish(), "the producer asked for a ring");
+        assert!(send(&mut p, &[1; 100], 1));
+    }
+
+    #[test]
+    fn a_request_for_room_met_inside_release_is_still_reported() {
+        let r = ring(1024, 6);
+        let (mut p, mut c) = (Producer::new(r.view), Consumer::new(r.view));
+        while send(&mut p, &[1; 100], 1) {}
+        // The producer has asked for a ring. Releasing a quarter of the ring
+        // publishes inside `release`; the request must survive until the
+        // caller asks, or a sleeping producer would never be woken.
+        assert!(take(&mut c).is_some());
+        assert!(take(&mut c).is_some());
+        assert!(c.publish_if_useful(), "the producer's request was lost");
+        assert!(!c.publish_if_useful(), "reported twice");
         assert!(send(&mut p, &[1; 100], 1));
     }
 
