@@ -24,7 +24,7 @@ use collectives::{CollectiveError, PointToPoint, SystemOp};
 use crate::datatype::{Buffer, BufferMut, DatatypeRef, Equivalence, Partition, PartitionMut};
 use crate::engine::UserBuffer;
 use crate::error::{Error, Operation as OperationContext};
-use crate::point_to_point::{start_receive, start_send, wait, Mode, Status};
+use crate::point_to_point::{start_receive, start_send, wait, wait_both, Mode, Status};
 use crate::request::{Purpose, Request, Scope, StaticScope};
 use crate::topology::{Communicator, Process, SimpleCommunicator};
 use crate::{Rank, Tag, ANY_SOURCE};
@@ -101,18 +101,23 @@ impl PointToPoint for Channel {
             receive_tag as Tag,
             UserBuffer::from_mut_slice(into),
         )?;
-        let sent = start_send(
+        let send = match start_send(
             &self.comm,
             to as Rank,
             send_tag as Tag,
             data,
             Mode::Standard,
-        )
-        .and_then(|id| wait(&self.comm, id));
-        // The receive is waited for even if the send failed: it borrows `into`.
-        let received = exact(wait(&self.comm, receive), expected, from);
+        ) {
+            Ok(id) => id,
+            Err(e) => {
+                // The receive is waited for even so: it borrows `into`.
+                let _ = wait(&self.comm, receive);
+                return Err(e);
+            }
+        };
+        let (sent, received) = wait_both(&self.comm, send, receive);
         sent?;
-        received
+        exact(received, expected, from)
     }
 }
 

@@ -208,6 +208,34 @@ pub(crate) fn wait(comm: &SimpleCommunicator, id: RequestId) -> Result<Status, E
     Ok(Status::from_engine(comm, status))
 }
 
+/// Waits for two requests in one progress loop (a send-receive's halves):
+/// one lock and one pump a round instead of a loop for each.
+pub(crate) fn wait_both(
+    comm: &SimpleCommunicator,
+    first: RequestId,
+    second: RequestId,
+) -> (Result<Status, Error>, Result<Status, Error>) {
+    let mut outcomes = (None, None);
+    let (a, b) = comm.runtime().progress.wait_for(|state| {
+        if outcomes.0.is_none() {
+            outcomes.0 = state.engine.take_outcome(first);
+        }
+        if outcomes.1.is_none() {
+            outcomes.1 = state.engine.take_outcome(second);
+        }
+        match &outcomes {
+            (Some(_), Some(_)) => outcomes.0.take().zip(outcomes.1.take()),
+            _ => None,
+        }
+    });
+    let finish = |outcome: Result<crate::engine::Status, Error>| {
+        outcome
+            .map(|s| Status::from_engine(comm, s))
+            .map_err(|e| comm.localize(e))
+    };
+    (finish(a), finish(b))
+}
+
 /// Sends `bytes` and waits as `mode` says.
 fn send_bytes(
     comm: &SimpleCommunicator,
