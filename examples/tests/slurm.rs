@@ -181,7 +181,11 @@ fn srun(guard: &Guard, mpi: &str, n: usize, program: &str, args: &[&str]) -> Sru
 }
 
 fn expect_success(run: &Srun) {
-    assert!(run.output.status.success(), "srun failed: {}", run.describe());
+    assert!(
+        run.output.status.success(),
+        "srun failed: {}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -233,11 +237,7 @@ fn a_rank_killed_under_srun_ends_the_job_promptly() {
         "srun hit its deadline: {}",
         run.describe()
     );
-    assert!(
-        run.elapsed < Duration::from_secs(60),
-        "{}",
-        run.describe()
-    );
+    assert!(run.elapsed < Duration::from_secs(60), "{}", run.describe());
     let stderr = run.stderr();
     assert!(
         stderr.contains("lost rank 3") && stderr.contains("task 3: Killed"),

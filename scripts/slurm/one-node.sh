@@ -132,6 +132,10 @@ cluster_processes() {
 stop_cluster() {
     local dir=$1 pid round
     [[ -f $dir/slurm.conf ]] || return 0
+    # The watchdog (unless that is us) would otherwise stop it a second time.
+    if [[ -f $dir/run/watchdog.pid ]] && [[ $(cat "$dir/run/watchdog.pid") != "$$" ]]; then
+        kill "$(cat "$dir/run/watchdog.pid")" 2>/dev/null || true
+    fi
     # Daemons and jobs first (TERM, then KILL), then munged, then the files.
     for round in TERM TERM TERM KILL; do
         local pids
@@ -150,8 +154,6 @@ stop_cluster() {
         done
         kill -KILL "$pid" 2>/dev/null || true
     fi
-    [[ -f $dir/run/watchdog.pid ]] && [[ $(cat "$dir/run/watchdog.pid") != "$$" ]] &&
-        kill "$(cat "$dir/run/watchdog.pid")" 2>/dev/null || true
     rm -rf "$dir"
 }
 
@@ -198,6 +200,14 @@ new_cluster_dir() {
     echo "$dir"
 }
 
+# A detached process that stops the cluster in DIR once process OWNER has
+# exited or SECS seconds have passed.
+start_watchdog() {
+    local dir=$1 owner=$2 lifetime=$3
+    setsid bash "$0" watch "$dir" "$owner" "$lifetime" </dev/null >/dev/null 2>&1 &
+    echo $! >"$dir/run/watchdog.pid"
+}
+
 command_run() {
     [[ ${1-} == -- ]] && shift
     (($#)) || die "run needs a command"
@@ -206,6 +216,8 @@ command_run() {
     trap 'stop_cluster "$dir"' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
+    # Should this script be killed outright, the watchdog still cleans up.
+    start_watchdog "$dir" $$ $((7 * 24 * 3600))
     start_daemons "$dir" || exit 1
     SLURM_CONF=$dir/slurm.conf "$@" || status=$?
     exit "$status"
@@ -222,13 +234,11 @@ command_start() {
     done
     local dir
     dir=$(new_cluster_dir)
+    start_watchdog "$dir" "$owner" "$lifetime"
     if ! start_daemons "$dir"; then
         stop_cluster "$dir"
         exit 1
     fi
-    # The watchdog: stops the cluster when its owner is gone or its time is up.
-    setsid "$0" watch "$dir" "$owner" "$lifetime" </dev/null >/dev/null 2>&1 &
-    echo $! >"$dir/run/watchdog.pid"
     echo "SLURM_DIR=$dir"
     echo "SLURM_CONF=$dir/slurm.conf"
 }
