@@ -117,11 +117,19 @@ EOF
 # slurmstepd and job tasks all carry SLURM_CONF=DIR/slurm.conf in their
 # environment.
 cluster_processes() {
-    local dir=$1 environ pid
+    local dir=$1 environ pid ancestors=" " ancestor=$$ stat
+    # This script and its callers (a shell started by `run` may call `stop`)
+    # are spared.
+    while [[ $ancestor =~ ^[0-9]+$ ]] && ((ancestor > 1)); do
+        ancestors+="$ancestor "
+        stat=$(cat "/proc/$ancestor/stat" 2>/dev/null) || break
+        stat=${stat##*) }
+        read -r _ ancestor _ <<<"$stat"
+    done
     for environ in /proc/[0-9]*/environ; do
         pid=${environ#/proc/}
         pid=${pid%/environ}
-        [[ $pid == "$$" ]] && continue
+        [[ $ancestors == *" $pid "* ]] && continue
         # Processes of others may vanish or be unreadable meanwhile.
         if { tr '\0' '\n' <"$environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$dir/slurm.conf"; then
             echo "$pid"
