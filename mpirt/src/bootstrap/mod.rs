@@ -5,7 +5,8 @@
 //!   PMI-1 server (mpirt's `mpirun`, MPICH's Hydra, Slurm's pmi2 plugin);
 //! - `PMI_PORT` (`host:port`, + `PMI_ID`): a server to connect to;
 //! - neither: a singleton job of one rank, as a C MPI program run without a
-//!   launcher.
+//!   launcher; but a task of a Slurm job step of several tasks given neither
+//!   (`srun --mpi=none`) is an error, not one of N lone singletons.
 
 pub mod pmi;
 
@@ -70,6 +71,9 @@ impl Bootstrap {
                 .map_err(|e| Error::Bootstrap(format!("cannot reach PMI_PORT={port}: {e}")))?;
             let id = env_int("PMI_ID")?.unwrap_or(0);
             return Bootstrap::over_port(stream, id);
+        }
+        if let Some(advice) = srun_without_pmi(|name| std::env::var(name).ok()) {
+            return Err(Error::Bootstrap(advice));
         }
         Ok(Bootstrap {
             rank: 0,
@@ -214,6 +218,29 @@ impl Bootstrap {
     }
 }
 
+/// When `variable` says this process is one task of a Slurm job step of
+/// several tasks (`SLURM_STEP_ID`, `SLURM_STEP_NUM_TASKS` or `SLURM_NTASKS`
+/// above 1), which gave it no PMI connection: the error to show. A batch
+/// script (no `SLURM_STEP_ID`) or a one-task step still runs as a singleton.
+fn srun_without_pmi(variable: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let step = variable("SLURM_STEP_ID")?;
+    let tasks: i64 = variable("SLURM_STEP_NUM_TASKS")
+        .or_else(|| variable("SLURM_NTASKS"))?
+        .trim()
+        .parse()
+        .ok()?;
+    if tasks <= 1 {
+        return None;
+    }
+    let task = variable("SLURM_PROCID").unwrap_or_else(|| "?".into());
+    Some(format!(
+        "this is task {task} of {tasks} in Slurm job step {step}, but Slurm gave it no PMI \
+         connection (neither PMI_FD nor PMI_PORT is set), so each task would run alone as a \
+         one-rank job; launch with `srun --mpi=pmi2` (`srun --mpi=list` shows the plugins) \
+         or set MpiDefault=pmi2 in slurm.conf"
+    ))
+}
+
 fn check_rc(reply: &PmiLine) -> Result<(), Error> {
     match reply.get("rc") {
         None | Some("0") => Ok(()),
@@ -339,6 +366,38 @@ mod tests {
                 "finalize"
             ]
         );
+    }
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+
+    #[test]
+    fn srun_task_without_pmi_is_an_error_that_names_the_fix() {
+        let srun_none = [
+            ("SLURM_STEP_ID", "0"),
+            ("SLURM_STEP_NUM_TASKS", "4"),
+            ("SLURM_NTASKS", "4"),
+            ("SLURM_PROCID", "2"),
+        ];
+        let advice = srun_without_pmi(lookup(&srun_none)).expect("an error");
+        assert!(advice.contains("task 2 of 4"), "{advice}");
+        assert!(advice.contains("srun --mpi=pmi2"), "{advice}");
+        // A batch script has SLURM_PROCID and SLURM_NTASKS but no step.
+        let batch = [("SLURM_NTASKS", "4"), ("SLURM_PROCID", "0")];
+        assert_eq!(srun_without_pmi(lookup(&batch)), None);
+        let one_task_step = [
+            ("SLURM_STEP_ID", "1"),
+            ("SLURM_STEP_NUM_TASKS", "1"),
+            ("SLURM_NTASKS", "4"),
+        ];
+        assert_eq!(srun_without_pmi(lookup(&one_task_step)), None);
+        assert_eq!(srun_without_pmi(lookup(&[])), None);
     }
 
     #[test]
