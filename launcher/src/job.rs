@@ -268,16 +268,8 @@ impl Job {
         } else {
             None
         };
-        let mut env = self.env;
-        if let Some(ip) = pmi_ip {
-            if nodes.iter().any(|n| *n != nodes[0])
-                && self.iface.is_none()
-                && std::env::var_os("MPIRT_BIND_ADDR").is_none()
-                && std::env::var_os("MPIRT_IFACE").is_none()
-            {
-                // Local ranks listen where remote hosts reach this one.
-                env.push(("MPIRT_BIND_ADDR".into(), ip.to_string().into()));
-            }
+        let env = self.env;
+        if pmi_ip.is_some() {
             if let Some((name, _)) = env.iter().find(|(name, _)| !is_shell_name(name)) {
                 return Err(LaunchError::Hosts(format!(
                     "cannot pass variable {name:?} to another host: not a shell variable name"
@@ -373,13 +365,24 @@ fn spawn_across_hosts(
     }
     let server = PmiTcpServer::start(ip, remote.len(), secret.clone(), waiting)
         .map_err(|e| LaunchError::Network(format!("cannot listen for remote ranks on {ip}: {e}")))?;
+    // Local ranks listen where the remote hosts reach this one, unless
+    // told otherwise.
+    let mut local_command = command.clone();
+    let told = |name: &str| {
+        std::env::var_os(name).is_some() || command.env.iter().any(|(n, _)| n == name)
+    };
+    if !told("MPIRT_BIND_ADDR") && !told("MPIRT_IFACE") {
+        local_command
+            .env
+            .push(("MPIRT_BIND_ADDR".into(), ip.to_string().into()));
+    }
     let program = std::path::absolute(&command.program)
         .map_err(io_error("cannot make the program's path absolute"))?;
     let directory = std::env::current_dir().ok();
     let mut spawned = Vec::with_capacity(remote.len());
     for (rank, host) in remote.iter().enumerate() {
         let started = match host {
-            None => spawn_rank(command, rank, remote.len()),
+            None => spawn_rank(&local_command, rank, remote.len()),
             Some(host) => {
                 let words = RemoteRank {
                     program: &program,
