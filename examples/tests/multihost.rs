@@ -66,7 +66,15 @@ impl TwoHosts {
         ip(&["link", "set", &veth[1], "netns", b]);
         for ((ns, end), address) in hosts.namespaces.iter().zip(&veth).zip([HOST_A, HOST_B]) {
             ip(&["-n", ns, "link", "set", end, "name", IFACE]);
-            ip(&["-n", ns, "addr", "add", &format!("{address}/24"), "dev", IFACE]);
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                IFACE,
+            ]);
             ip(&["-n", ns, "link", "set", IFACE, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
@@ -185,12 +193,14 @@ fn expected_links(hosts: &[usize]) -> Vec<Vec<String>> {
     (0..hosts.len())
         .map(|r| {
             (0..hosts.len())
-                .map(|p| match (r == p, hosts[r] == hosts[p]) {
-                    (true, _) => "self",
-                    (false, true) => "shm",
-                    (false, false) => "tcp",
-                }
-                .to_string())
+                .map(|p| {
+                    match (r == p, hosts[r] == hosts[p]) {
+                        (true, _) => "self",
+                        (false, true) => "shm",
+                        (false, false) => "tcp",
+                    }
+                    .to_string()
+                })
                 .collect()
         })
         .collect()
@@ -206,7 +216,11 @@ fn two_hosts_of_two_ranks_use_shm_within_and_tcp_between() {
     let host_list = format!("{HOST_A}:2,{HOST_B}:2");
     let out = hosts.mpirun(&["--host", &host_list, links_bin()]);
     let stdout = assert_success(&out, "links on two hosts");
-    assert_eq!(link_table(&stdout, 4), expected_links(&[0, 0, 1, 1]), "{stdout}");
+    assert_eq!(
+        link_table(&stdout, 4),
+        expected_links(&[0, 0, 1, 1]),
+        "{stdout}"
+    );
 
     // Point-to-point and ring traffic across the hosts, by the default
     // interface rules and with the interface named.
@@ -227,7 +241,10 @@ fn two_hosts_of_two_ranks_use_shm_within_and_tcp_between() {
         "20",
     ]);
     let stdout = assert_success(&out, "ring on two hosts with --iface");
-    assert!(stdout.contains(&format!("token {}: ok", 6 * 20)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("token {}: ok", 6 * 20)),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -241,7 +258,11 @@ fn a_hostfile_of_both_forms_places_ranks_by_slot() {
     .unwrap();
     let out = hosts.mpirun(&["--machinefile", hostfile.to_str().unwrap(), links_bin()]);
     let stdout = assert_success(&out, "links from a hostfile");
-    assert_eq!(link_table(&stdout, 4), expected_links(&[0, 1, 1, 1]), "{stdout}");
+    assert_eq!(
+        link_table(&stdout, 4),
+        expected_links(&[0, 1, 1, 1]),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -252,15 +273,28 @@ fn more_ranks_than_slots_needs_oversubscribe() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("5 ranks") && stderr.contains("4 slots") && stderr.contains("--oversubscribe"),
+        stderr.contains("5 ranks")
+            && stderr.contains("4 slots")
+            && stderr.contains("--oversubscribe"),
         "{stderr}"
     );
     assert!(!stdout.contains("links:"), "no rank may start: {stdout}");
 
-    let out = hosts.mpirun(&["-n", "5", "--oversubscribe", "--host", &host_list, links_bin()]);
+    let out = hosts.mpirun(&[
+        "-n",
+        "5",
+        "--oversubscribe",
+        "--host",
+        &host_list,
+        links_bin(),
+    ]);
     let stdout = assert_success(&out, "5 ranks on 4 slots with --oversubscribe");
     // The fifth rank goes round-robin, to the first host.
-    assert_eq!(link_table(&stdout, 5), expected_links(&[0, 0, 1, 1, 0]), "{stdout}");
+    assert_eq!(
+        link_table(&stdout, 5),
+        expected_links(&[0, 0, 1, 1, 0]),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -277,8 +311,15 @@ fn a_remote_rank_that_dies_ends_the_job() {
     ]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}\n{stderr}");
-    assert_ne!(out.status.code(), Some(124), "ended by the deadline, not the fault: {stderr}");
-    assert!(stderr.contains("rank 3"), "the message names the dead rank: {stderr}");
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "ended by the deadline, not the fault: {stderr}"
+    );
+    assert!(
+        stderr.contains("rank 3"),
+        "the message names the dead rank: {stderr}"
+    );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(20),
         "took {:?}",
@@ -294,5 +335,9 @@ fn the_launchers_own_host_runs_its_ranks_as_children() {
     let host_list = format!("localhost:2,{HOST_B}:1");
     let out = hosts.mpirun(&["--host", &host_list, links_bin()]);
     let stdout = assert_success(&out, "links on the launcher's host and another");
-    assert_eq!(link_table(&stdout, 3), expected_links(&[0, 0, 1]), "{stdout}");
+    assert_eq!(
+        link_table(&stdout, 3),
+        expected_links(&[0, 0, 1]),
+        "{stdout}"
+    );
 }

@@ -54,11 +54,10 @@ fn parse_entry(entry: &str, slots_default: usize) -> Result<Host, String> {
     let (name, slots) = match entry.rsplit_once(':') {
         // An IPv6 address has colons of its own; take `[addr]:N` or a bare address.
         Some((name, n)) if !name.contains(':') || name.ends_with(']') => {
-            let slots = n
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{entry:?}: the slot count must be a positive number"))?;
+            let slots =
+                n.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    format!("{entry:?}: the slot count must be a positive number")
+                })?;
             (name.trim_start_matches('[').trim_end_matches(']'), slots)
         }
         _ => (entry, slots_default),
@@ -109,11 +108,10 @@ pub fn parse_hostfile(text: &str) -> Result<Vec<Host>, String> {
         for word in words {
             match word.split_once('=') {
                 Some(("slots" | "cpu" | "cpus", n)) => {
-                    host.slots = n
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or_else(|| at(format!("{word:?}: slots must be a positive number")))?;
+                    host.slots =
+                        n.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                            at(format!("{word:?}: slots must be a positive number"))
+                        })?;
                 }
                 // Open MPI's hard limit; placement here never exceeds slots
                 // without --oversubscribe anyway.
@@ -143,7 +141,11 @@ fn merge(hosts: Vec<Host>) -> Vec<Host> {
 }
 
 /// Where each rank runs: `hosts[placement[rank]]`.
-pub fn place_ranks(hosts: &[Host], ranks: usize, oversubscribe: bool) -> Result<Vec<usize>, String> {
+pub fn place_ranks(
+    hosts: &[Host],
+    ranks: usize,
+    oversubscribe: bool,
+) -> Result<Vec<usize>, String> {
     if hosts.is_empty() {
         return Err("no hosts given".into());
     }
@@ -236,7 +238,10 @@ mod tests {
         assert_eq!(place_ranks(&hosts, 2, false).unwrap(), [0, 0]);
         assert_eq!(place_ranks(&hosts, 6, true).unwrap(), [0, 0, 1, 0, 1, 0]);
         let e = place_ranks(&hosts, 4, false).unwrap_err();
-        assert!(e.contains("4 ranks") && e.contains("3 slots") && e.contains("--oversubscribe"), "{e}");
+        assert!(
+            e.contains("4 ranks") && e.contains("3 slots") && e.contains("--oversubscribe"),
+            "{e}"
+        );
     }
 
     #[test]

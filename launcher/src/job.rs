@@ -15,8 +15,8 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::net::IpAddr;
 use std::io::BufReader;
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,9 +28,9 @@ use mpirt::bootstrap::net;
 use mpirt::bootstrap::pmi::read_line;
 use mpirt::bootstrap::process_mapping::ProcessMapping;
 
+use crate::hosts::{node_indices, place_ranks, Host};
 use crate::outcome::{LaunchError, Outcome};
 use crate::output::{for_each_line, forward_line, StreamKind};
-use crate::hosts::{node_indices, place_ranks, Host};
 use crate::pmi_server::{PmiServer, VALLEN_MAX};
 use crate::remote::{is_shell_name, new_secret, PmiTcpServer, RemoteRank};
 use crate::spawn::{
@@ -250,9 +250,12 @@ impl Job {
             .hosts
             .clone()
             .unwrap_or_else(|| vec![Host::new("localhost", self.ranks)]);
-        let placement =
-            place_ranks(&hosts, self.ranks, self.oversubscribe || self.hosts.is_none())
-                .map_err(LaunchError::Hosts)?;
+        let placement = place_ranks(
+            &hosts,
+            self.ranks,
+            self.oversubscribe || self.hosts.is_none(),
+        )
+        .map_err(LaunchError::Hosts)?;
         let remote: Vec<Option<&Host>> = placement
             .iter()
             .map(|&h| Some(&hosts[h]).filter(|h| !h.is_local()))
@@ -323,9 +326,8 @@ impl Job {
             .clone()
             .or_else(|| std::env::var("MPIRT_IFACE").ok().filter(|s| !s.is_empty()));
         if let Some(name) = iface {
-            return net::interface_address(&name).map_err(|e| {
-                LaunchError::Network(format!("interface {name}: {e}"))
-            });
+            return net::interface_address(&name)
+                .map_err(|e| LaunchError::Network(format!("interface {name}: {e}")));
         }
         let Some(host) = remote.iter().flatten().next() else {
             return Ok(std::net::Ipv4Addr::LOCALHOST.into());
@@ -363,14 +365,14 @@ fn spawn_across_hosts(
             waiting.insert(rank, bridge_end);
         }
     }
-    let server = PmiTcpServer::start(ip, remote.len(), secret.clone(), waiting)
-        .map_err(|e| LaunchError::Network(format!("cannot listen for remote ranks on {ip}: {e}")))?;
+    let server = PmiTcpServer::start(ip, remote.len(), secret.clone(), waiting).map_err(|e| {
+        LaunchError::Network(format!("cannot listen for remote ranks on {ip}: {e}"))
+    })?;
     // Local ranks listen where the remote hosts reach this one, unless
     // told otherwise.
     let mut local_command = command.clone();
-    let told = |name: &str| {
-        std::env::var_os(name).is_some() || command.env.iter().any(|(n, _)| n == name)
-    };
+    let told =
+        |name: &str| std::env::var_os(name).is_some() || command.env.iter().any(|(n, _)| n == name);
     if !told("MPIRT_BIND_ADDR") && !told("MPIRT_IFACE") {
         local_command
             .env
@@ -395,7 +397,9 @@ fn spawn_across_hosts(
                 .agent_words(agent);
                 spawn_agent(agent, &host.name, &words, &secret).map(|child| SpawnedRank {
                     child,
-                    pmi: launcher_ends.remove(&rank).expect("a socket pair per remote rank"),
+                    pmi: launcher_ends
+                        .remove(&rank)
+                        .expect("a socket pair per remote rank"),
                 })
             }
         };

@@ -50,7 +50,13 @@ struct Cli {
     ranks: Option<usize>,
 
     /// Hosts to run on, with slots: h1,h2:2 (a host named twice gets both slots)
-    #[arg(long = "host", short = 'H', visible_alias = "hosts", value_name = "LIST", conflicts_with = "hostfile")]
+    #[arg(
+        long = "host",
+        short = 'H',
+        visible_alias = "hosts",
+        value_name = "LIST",
+        conflicts_with = "hostfile"
+    )]
     host: Option<String>,
 
     /// File of hosts, one a line: `host`, `host:N` or `host slots=N`; `#` comments
@@ -262,9 +268,8 @@ fn run(cli: Cli) -> Result<i32, Refusal> {
                 .map_err(|e| Refusal::Usage(format!("--host: {e}")))?,
         ),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Refusal::Usage(format!("--hostfile {}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Refusal::Usage(format!("--hostfile {}: {e}", path.display())))?;
             Some(
                 launcher::hosts::parse_hostfile(&text)
                     .map_err(|e| Refusal::Usage(format!("--hostfile {}: {e}", path.display())))?,

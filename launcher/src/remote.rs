@@ -68,7 +68,9 @@ pub fn is_shell_name(name: &OsStr) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && !bytes[0].is_ascii_digit()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
 /// What a remote rank runs.
@@ -200,13 +202,14 @@ fn accept_loop(
             Ok((stream, peer)) => {
                 let secret = secret.to_string();
                 let waiting = waiting.clone();
-                let started = thread::Builder::new()
-                    .name("pmi-tcp-hello".into())
-                    .spawn(move || {
-                        if let Err(reason) = admit(stream, size, &secret, &waiting) {
-                            eprintln!("mpirun: refused a PMI connection from {peer}: {reason}");
-                        }
-                    });
+                let started =
+                    thread::Builder::new()
+                        .name("pmi-tcp-hello".into())
+                        .spawn(move || {
+                            if let Err(reason) = admit(stream, size, &secret, &waiting) {
+                                eprintln!("mpirun: refused a PMI connection from {peer}: {reason}");
+                            }
+                        });
                 if let Err(e) = started {
                     eprintln!("mpirun: could not serve a PMI connection from {peer}: {e}");
                 }
@@ -263,9 +266,8 @@ fn admit(stream: TcpStream, size: usize, secret: &str, waiting: &Waiting) -> Res
         .ok_or_else(|| format!("rank {rank} is not a remote rank waiting to connect"))?;
     stream.set_read_timeout(None).map_err(|e| e.to_string())?;
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
-    let welcome = format!(
-        "cmd=initack\ncmd=set size={size}\ncmd=set rank={rank}\ncmd=set debug=0\n"
-    );
+    let welcome =
+        format!("cmd=initack\ncmd=set size={size}\ncmd=set rank={rank}\ncmd=set debug=0\n");
     writer
         .write_all(welcome.as_bytes())
         .map_err(|e| format!("rank {rank}: {e}"))?;
@@ -334,7 +336,10 @@ mod tests {
     #[test]
     fn the_script_sets_the_environment_and_runs_the_program() {
         let env = [(OsString::from("GREETING"), OsString::from("it's here"))];
-        let args = [OsString::from("-c"), OsString::from("echo \"$GREETING|$PMI_PORT|$PMI_ID|$MPIRT_PMI_SECRET|$PMI_FD\"")];
+        let args = [
+            OsString::from("-c"),
+            OsString::from("echo \"$GREETING|$PMI_PORT|$PMI_ID|$MPIRT_PMI_SECRET|$PMI_FD\""),
+        ];
         let rank = RemoteRank {
             program: Path::new("/bin/sh"),
             args: &args,
@@ -417,7 +422,9 @@ mod tests {
         let mut got = String::new();
         launcher.read_line(&mut got).unwrap();
         assert_eq!(got, "cmd=init\n");
-        (&launcher_end).write_all(b"cmd=response_to_init rc=0\n").unwrap();
+        (&launcher_end)
+            .write_all(b"cmd=response_to_init rc=0\n")
+            .unwrap();
         let mut answer = String::new();
         rank.read_line(&mut answer).unwrap();
         assert_eq!(answer, "cmd=response_to_init rc=0\n");

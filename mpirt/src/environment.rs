@@ -274,7 +274,6 @@ fn random_token() -> Result<Token, Error> {
     Ok(token)
 }
 
-
 impl Runtime {
     fn start() -> Result<Runtime, Error> {
         let settings = Settings::from_env()?;

@@ -47,7 +47,9 @@ pub fn interface_address(name: &str) -> io::Result<IpAddr> {
         if family == libc::AF_INET && v4.is_none() {
             // SAFETY: family AF_INET means the address is a sockaddr_in.
             let sin = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
-            v4 = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))));
+            v4 = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))));
         } else if family == libc::AF_INET6 && v6.is_none() {
             // SAFETY: family AF_INET6 means the address is a sockaddr_in6.
             let sin6 = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in6) };
@@ -102,9 +104,9 @@ fn chosen_interface() -> Result<Option<IpAddr>, Error> {
         .ok()
         .filter(|v| !v.is_empty())
     {
-        return resolve(&host)
-            .map(Some)
-            .map_err(|e| Error::Bootstrap(format!("MPIR_CVAR_CH3_INTERFACE_HOSTNAME={host}: {e}")));
+        return resolve(&host).map(Some).map_err(|e| {
+            Error::Bootstrap(format!("MPIR_CVAR_CH3_INTERFACE_HOSTNAME={host}: {e}"))
+        });
     }
     Ok(None)
 }
@@ -118,9 +120,9 @@ pub fn rank_listen_address(one_node: bool) -> Result<SocketAddr, Error> {
 
 fn rank_listen_ip(one_node: bool) -> Result<IpAddr, Error> {
     if let Ok(text) = std::env::var("MPIRT_BIND_ADDR") {
-        return text
-            .parse::<IpAddr>()
-            .map_err(|_| Error::Bootstrap(format!("MPIRT_BIND_ADDR={text:?} is not an IP address")));
+        return text.parse::<IpAddr>().map_err(|_| {
+            Error::Bootstrap(format!("MPIRT_BIND_ADDR={text:?} is not an IP address"))
+        });
     }
     if let Some(ip) = chosen_interface()? {
         return Ok(ip);
@@ -160,6 +162,9 @@ mod tests {
             route_source(Ipv4Addr::LOCALHOST.into()).unwrap(),
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         );
-        assert_eq!(resolve("127.0.0.1").unwrap(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            resolve("127.0.0.1").unwrap(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
     }
 }
