@@ -89,15 +89,33 @@ impl TwoHosts {
              esac\n\
              exec ip netns exec \"$ns\" \"$@\"\n"
         );
-        std::fs::write(hosts.agent(), agent).expect("write the agent");
+        // Hydra calls its launcher as ssh: `-x HOST "COMMAND WORDS"`, for a shell.
+        let hydra_agent = format!(
+            "#!/bin/sh\n\
+             [ \"$1\" = -x ] && shift\n\
+             host=$1; shift\n\
+             case \"$host\" in\n\
+               {HOST_A}) ns={a} ;;\n\
+               {HOST_B}) ns={b} ;;\n\
+               *) echo \"agent: unknown host $host\" >&2; exit 255 ;;\n\
+             esac\n\
+             exec ip netns exec \"$ns\" sh -c \"$*\"\n"
+        );
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(hosts.agent(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod the agent");
+        for (path, text) in [(hosts.agent(), agent), (hosts.hydra_agent(), hydra_agent)] {
+            std::fs::write(&path, text).expect("write an agent");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod an agent");
+        }
         hosts
     }
 
     fn agent(&self) -> PathBuf {
         self.dir.join("agent.sh")
+    }
+
+    fn hydra_agent(&self) -> PathBuf {
+        self.dir.join("hydra-agent.sh")
     }
 
     /// Runs `mpirun ARGS` inside the first namespace, with a deadline.
@@ -338,6 +356,39 @@ fn the_launchers_own_host_runs_its_ranks_as_children() {
     assert_eq!(
         link_table(&stdout, 3),
         expected_links(&[0, 0, 1]),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn hydra_runs_a_job_across_the_two_hosts() {
+    assert!(
+        Command::new("sh")
+            .args(["-c", "command -v mpiexec.mpich"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "mpiexec.mpich is missing: install Debian's mpich (.ci/run does)"
+    );
+    let hosts = TwoHosts::new();
+    let host_list = format!("{HOST_A}:2,{HOST_B}:2");
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "ip",
+            "netns",
+            "exec",
+            &hosts.namespaces[0],
+            "mpiexec.mpich",
+        ])
+        .args(["-launcher", "ssh", "-launcher-exec"])
+        .arg(hosts.hydra_agent())
+        .args(["-hosts", &host_list, "-n", "4", links_bin()])
+        .output()
+        .expect("run mpiexec.mpich");
+    let stdout = assert_success(&out, "links under Hydra on two hosts");
+    assert_eq!(
+        link_table(&stdout, 4),
+        expected_links(&[0, 0, 1, 1]),
         "{stdout}"
     );
 }

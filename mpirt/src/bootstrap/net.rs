@@ -5,13 +5,15 @@
 //!
 //! Rules for a rank, first match wins; never every interface by default:
 //! 1. `MPIRT_BIND_ADDR=IP`;
-//! 2. the address of interface `MPIRT_IFACE` (or Hydra's: the address it
-//!    puts in `MPIR_CVAR_CH3_INTERFACE_HOSTNAME` for `mpiexec -iface`, or
-//!    the interface in `MPIR_CVAR_NEMESIS_TCP_NETWORK_IFACE`);
+//! 2. the address of interface `MPIRT_IFACE` (or of MPICH's
+//!    `MPIR_CVAR_NEMESIS_TCP_NETWORK_IFACE`);
 //! 3. loopback, when every rank of the job is on this node;
-//! 4. the local address of the route to `PMI_PORT`'s host (the launcher is
+//! 4. the address Hydra puts in `MPIR_CVAR_CH3_INTERFACE_HOSTNAME` (the
+//!    `mpiexec -iface` interface's address, else the host's name as Hydra
+//!    knows it; Hydra sets it even for one-host jobs, hence after rule 3);
+//! 5. the local address of the route to `PMI_PORT`'s host (the launcher is
 //!    on the network the ranks share);
-//! 5. the first non-loopback address this host's name resolves to.
+//! 6. the first non-loopback address this host's name resolves to.
 
 use std::ffi::CStr;
 use std::io;
@@ -91,7 +93,7 @@ pub fn resolve(host: &str) -> io::Result<IpAddr> {
 }
 
 /// The interface chosen through the environment, if any: `MPIRT_IFACE`, or
-/// Hydra's variables (see the module doc).
+/// MPICH's variable (see the module doc).
 fn chosen_interface() -> Result<Option<IpAddr>, Error> {
     for variable in ["MPIRT_IFACE", "MPIR_CVAR_NEMESIS_TCP_NETWORK_IFACE"] {
         if let Some(name) = std::env::var(variable).ok().filter(|v| !v.is_empty()) {
@@ -100,6 +102,11 @@ fn chosen_interface() -> Result<Option<IpAddr>, Error> {
                 .map_err(|e| Error::Bootstrap(format!("{variable}={name}: {e}")));
         }
     }
+    Ok(None)
+}
+
+/// The address Hydra names for this host, if it names one.
+fn hydra_interface() -> Result<Option<IpAddr>, Error> {
     if let Some(host) = std::env::var("MPIR_CVAR_CH3_INTERFACE_HOSTNAME")
         .ok()
         .filter(|v| !v.is_empty())
@@ -129,6 +136,9 @@ fn rank_listen_ip(one_node: bool) -> Result<IpAddr, Error> {
     }
     if one_node {
         return Ok(Ipv4Addr::LOCALHOST.into());
+    }
+    if let Some(ip) = hydra_interface()? {
+        return Ok(ip);
     }
     if let Some(port) = std::env::var("PMI_PORT").ok().filter(|p| !p.is_empty()) {
         let host = port.rsplit_once(':').map_or(port.as_str(), |(h, _)| h);
