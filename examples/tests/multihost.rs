@@ -40,8 +40,31 @@ struct TwoHosts {
     dir: PathBuf,
 }
 
+/// Deletes namespaces an earlier test process made and could not delete
+/// (it was killed): `mpirt-<pid>-...` whose pid is gone.
+fn sweep_abandoned_namespaces() {
+    let Ok(list) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&list.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name
+            .strip_prefix("mpirt-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "delete", name]).output();
+        }
+    }
+}
+
 impl TwoHosts {
     fn new() -> TwoHosts {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(sweep_abandoned_namespaces);
         static MADE: AtomicUsize = AtomicUsize::new(0);
         let n = MADE.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
