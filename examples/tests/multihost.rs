@@ -143,13 +143,17 @@ impl TwoHosts {
 
     /// Runs `mpirun ARGS` inside the first namespace, with a deadline.
     fn mpirun(&self, args: &[&str]) -> Output {
-        let agent = self.agent();
+        self.mpirun_with(&self.agent(), "60", args)
+    }
+
+    /// [`mpirun`](Self::mpirun) with another agent and job timeout.
+    fn mpirun_with(&self, agent: &Path, timeout_secs: &str, args: &[&str]) -> Output {
         Command::new("timeout")
             .args(["120", "ip", "netns", "exec", &self.namespaces[0]])
             .arg(mpirun_path())
             .arg("--launch-agent")
-            .arg(&agent)
-            .args(["--timeout", "60"])
+            .arg(agent)
+            .args(["--timeout", timeout_secs])
             .args(args)
             .output()
             .expect("run mpirun")
@@ -414,4 +418,45 @@ fn hydra_runs_a_job_across_the_two_hosts() {
         expected_links(&[0, 0, 1, 1]),
         "{stdout}"
     );
+}
+
+#[test]
+fn remote_ranks_stop_with_the_job_even_when_the_agent_passes_no_signals() {
+    let hosts = TwoHosts::new();
+    // Like ssh without a terminal: the command runs in a session of its own,
+    // out of reach of the signals mpirun sends the agent's process group.
+    let detached = hosts.dir.join("detached-agent.sh");
+    std::fs::write(
+        &detached,
+        format!(
+            "#!/bin/sh\nexec setsid --wait {} \"$@\"\n",
+            hosts.agent().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&detached, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pids = hosts.dir.join("pids");
+    let record = format!("echo $$ >> {}; exec sleep 60", pids.display());
+    let host_list = format!("{HOST_A},{HOST_B}");
+    let out = hosts.mpirun_with(&detached, "2", &["--host", &host_list, "sh", "-c", &record]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    let pids: Vec<String> = std::fs::read_to_string(&pids)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(pids.len(), 2, "both ranks started: {pids:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ranks {pids:?} outlived their job"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

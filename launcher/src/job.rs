@@ -532,11 +532,15 @@ fn start_rank_helpers(
         .name(format!("rank{rank}-pmi"))
         .spawn(move || read_pmi(rank, reader, &pmi_events)));
     let exit_events = events.clone();
+    // A launch agent's stdin stays open while it runs (its closing tells a
+    // remote rank the launcher is gone), and `Child::wait` would close it.
+    let agent_stdin = child.stdin.take();
     // From here on the waiter owns the child and is the one to reap it.
     let waiter = thread::Builder::new()
         .name(format!("rank{rank}-wait"))
         .spawn(move || {
             let status = child.wait();
+            drop(agent_stdin);
             let _ = exit_events.send(Event::Exited { rank, status });
         });
     match waiter {

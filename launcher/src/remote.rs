@@ -7,7 +7,12 @@
 //! secret from its standard input (so it never shows on a command line),
 //! sets `PMI_PORT=addr:port`, `PMI_ID=rank` and the job's variables (each
 //! value single-quoted), changes to the launcher's directory when it exists
-//! there, and `exec`s the program with stdin from `/dev/null`. `ssh` and
+//! there, and starts the program with stdin from `/dev/null`, exiting with
+//! its status. Meanwhile it watches its standard input, which the launcher
+//! keeps open for the job's life: end-of-file means the launcher or its
+//! agent is gone (an `ssh` killed when the job ends, which without a
+//! terminal sends the remote side no signal), and the rank gets SIGTERM,
+//! then SIGKILL, so no rank outlives its job on a remote host. `ssh` and
 //! `rsh` hand their arguments to a remote shell as one string, so for an
 //! agent of that name each word is shell-quoted once more; any other agent
 //! (`ip netns exec`, `docker exec`, ...) gets the words as they are.
@@ -116,13 +121,19 @@ impl RemoteRank<'_> {
             OsStr::new(&self.pmi_address.to_string()),
         );
         export(OsStr::new("PMI_ID"), OsStr::new(&self.rank.to_string()));
-        s.extend_from_slice(b"exec ");
+        // Background lists get /dev/null as stdin unless redirected, so the
+        // watcher reads the script's stdin through descriptor 3.
+        s.extend_from_slice(b"exec 3<&0; ");
         s.extend_from_slice(shell_quote(self.program.as_os_str()).as_bytes());
         for arg in self.args {
             s.push(b' ');
             s.extend_from_slice(shell_quote(arg).as_bytes());
         }
-        s.extend_from_slice(b" </dev/null");
+        s.extend_from_slice(
+            b" </dev/null 3<&- & rank=$!; \
+              { while read -r _; do :; done; kill -TERM $rank 2>/dev/null; sleep 2; kill -KILL $rank 2>/dev/null; } <&3 >/dev/null 2>&1 & watcher=$!; \
+              exec 3<&-; wait $rank; status=$?; kill $watcher 2>/dev/null; exit $status",
+        );
         OsString::from_vec(s)
     }
 
@@ -368,13 +379,57 @@ mod tests {
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert_eq!(
-                String::from_utf8_lossy(&out.stdout),
-                "it's here|10.1.2.3:4567|3|s3cret|\n"
-            );
+            // The launcher keeps stdin open while the rank runs.
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"s3cret\n").unwrap();
+            let mut stdout = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut stdout)
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+            drop(stdin);
+            assert_eq!(stdout, "it's here|10.1.2.3:4567|3|s3cret|\n");
         }
+    }
+
+    #[test]
+    fn a_rank_stops_when_its_launcher_is_gone_and_its_status_is_the_scripts() {
+        let run = |args: &[OsString], close_stdin: bool| {
+            let rank = RemoteRank {
+                program: Path::new("/bin/sh"),
+                args,
+                env: &[],
+                directory: None,
+                pmi_address: "127.0.0.1:1".parse().unwrap(),
+                rank: 0,
+            };
+            let words = rank.agent_words(&[OsString::from("env")]);
+            let mut child = std::process::Command::new(&words[0])
+                .args(&words[1..])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"x\n").unwrap();
+            let started = std::time::Instant::now();
+            if close_stdin {
+                drop(stdin);
+                (child.wait().unwrap(), started.elapsed())
+            } else {
+                let status = child.wait().unwrap();
+                drop(stdin);
+                (status, started.elapsed())
+            }
+        };
+        let sleeper = [OsString::from("-c"), OsString::from("sleep 30")];
+        let (status, took) = run(&sleeper, true);
+        assert!(!status.success());
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+        let exit7 = [OsString::from("-c"), OsString::from("exit 7")];
+        assert_eq!(run(&exit7, false).0.code(), Some(7));
     }
 
     fn hello(address: SocketAddr, line: &str) -> BufReader<TcpStream> {

@@ -156,7 +156,8 @@ pub fn spawn_rank(command: &RankCommand, rank: usize, size: usize) -> io::Result
 /// local rank, so the agent's exit stands for the rank's. It gets none of
 /// the PMI variables (the command it carries sets the remote rank's own),
 /// and `stdin_line` on its standard input (the job secret, which would
-/// otherwise show on a command line).
+/// otherwise show on a command line), which then stays open as long as the
+/// returned child is kept.
 pub fn spawn_agent(
     agent: &[OsString],
     host: &str,
@@ -184,9 +185,11 @@ pub fn spawn_agent(
         .stderr(Stdio::piped());
     arm_child(&mut cmd, None);
     let mut child = cmd.spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
+    if let Some(stdin) = child.stdin.as_mut() {
         // A line this short fits the pipe: the write does not block. An agent
-        // that exits at once closes the pipe; its exit will say why.
+        // that exits at once closes the pipe; its exit will say why. The
+        // pipe stays open with the child: its end tells the agent's side the
+        // launcher is gone.
         let _ = stdin.write_all(format!("{stdin_line}\n").as_bytes());
     }
     Ok(child)
