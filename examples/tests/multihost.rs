@@ -169,26 +169,29 @@ impl Drop for TwoHosts {
     }
 }
 
-/// `mpirun` beside this test's directory of binaries, built if missing
-/// (`cargo test -p mpirt-examples` alone does not build the launcher's
-/// binary).
+/// `mpirun` beside this test's directory of binaries, brought up to date
+/// once per test process (`cargo test -p mpirt-examples` alone does not
+/// build the launcher's binary, and a stale one would test old code).
 fn mpirun_path() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let mpirun = profile_dir.join("mpirun");
-    if !mpirun.exists() {
+    BUILT.call_once(|| {
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-p", "launcher", "--bin", "mpirun"]);
+        build
+            .args(["build", "--quiet", "-p", "launcher", "--bin", "mpirun"])
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
         let status = build.status().expect("run cargo build");
         assert!(status.success(), "could not build mpirun");
-    }
-    mpirun
+    });
+    profile_dir.join("mpirun")
 }
 
 fn text(output: &Output) -> (String, String) {
