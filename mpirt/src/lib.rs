@@ -38,7 +38,7 @@ pub mod wire;
 pub use buffered::{Stats, BSEND_OVERHEAD};
 pub use environment::{
     initialize, initialize_with_threading, processor_name, time, time_resolution, try_initialize,
-    Threading, Universe,
+    LinkKind, Threading, Universe,
 };
 pub use error::{Error, ErrorHandler};
 

@@ -7,8 +7,19 @@
 //! - neither: a singleton job of one rank, as a C MPI program run without a
 //!   launcher; but a task of a Slurm job step of several tasks given neither
 //!   (`srun --mpi=none`) is an error, not one of N lone singletons.
+//!
+//! Over `PMI_PORT`, a rank started by mpirt's `mpirun` on another host also
+//! proves it belongs to the job: `MPIRT_PMI_SECRET` (a per-job secret the
+//! launcher hands each remote rank) travels as `secret=` in the first line,
+//! `cmd=initack`; the launcher drops connections without it. Other process
+//! managers ignore the extra key.
+//!
+//! [`process_mapping`] reads `PMI_process_mapping` (which ranks share a
+//! node) and [`net`] picks the address a rank listens on.
 
+pub mod net;
 pub mod pmi;
+pub mod process_mapping;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -89,7 +100,14 @@ impl Bootstrap {
     /// MPICH's simple PMI sends them); then run `init`.
     fn over_port(stream: TcpStream, id: i32) -> Result<Bootstrap, Error> {
         let mut server = Server::new(File::from(std::os::fd::OwnedFd::from(stream)))?;
-        server.send(&PmiLine::command_line("initack").with("pmiid", id))?;
+        let mut hello = PmiLine::command_line("initack").with("pmiid", id);
+        if let Some(secret) = std::env::var("MPIRT_PMI_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            hello = hello.with("secret", secret);
+        }
+        server.send(&hello)?;
         let (mut rank, mut size, mut debug) = (None, None, None);
         while rank.is_none() || size.is_none() || debug.is_none() {
             let line = server.receive()?;
@@ -144,6 +162,14 @@ impl Bootstrap {
     /// Ranks in the job.
     pub fn size(&self) -> i32 {
         self.size
+    }
+
+    /// Where the process manager says the ranks run
+    /// (`PMI_process_mapping`), if it says so in a form this rank reads.
+    pub fn process_mapping(&mut self) -> Option<process_mapping::ProcessMapping> {
+        self.server.as_ref()?;
+        let text = self.get("PMI_process_mapping").ok()?;
+        process_mapping::ProcessMapping::parse(&text).ok()
     }
 
     /// Publishes `key=value`; visible to others after the next [`fence`](Self::fence).
