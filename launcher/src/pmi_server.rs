@@ -383,7 +383,7 @@ impl PmiServer {
         let message = ["message", "msg", "error_msg"]
             .iter()
             .find_map(|k| request.get(k))
-            .map(str::to_string);
+            .map(mpirt::bootstrap::pmi::text_decode);
         match request.get("exitcode").map(str::parse::<i32>) {
             Some(Ok(code)) => vec![Action::Abort {
                 rank,

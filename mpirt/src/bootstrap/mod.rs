@@ -230,11 +230,16 @@ impl Bootstrap {
     /// once the request is written; the caller exits next.
     pub fn abort(&mut self, code: i32, message: &str) {
         if let Some(server) = &mut self.server {
-            let text: String = message
-                .chars()
-                .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-                .take(900)
-                .collect();
+            // ASCII, so any byte is a char boundary. A PMI line is at most
+            // MAX_LINE bytes; an escape (3 bytes) is not cut in half.
+            let mut text = pmi::text_encode(message);
+            if text.len() > 900 {
+                let cut = match text[898..900].rfind('%') {
+                    Some(p) => 898 + p,
+                    None => 900,
+                };
+                text.truncate(cut);
+            }
             let _ = server.send(
                 &PmiLine::command_line("abort")
                     .with("exitcode", code)

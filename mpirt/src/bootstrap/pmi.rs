@@ -193,10 +193,69 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Free text as a PMI value: printable ASCII but for spaces and `%`, which
+/// become `%20` and `%25` (as in a URL), and other bytes `%XX`. Reversed by
+/// [`text_decode`]; other process managers show it as it is, still readable.
+pub fn text_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_graphic() && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Undoes [`text_encode`]; a `%` not followed by two hex digits stays as it
+/// is (a value from a client that did not encode it).
+pub fn text_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn free_text_survives_a_pmi_value() {
+        let text = "mpirt: rank 2: send (peer 4, tag 9): 100% of rank_4's bytes\tand é";
+        let value = text_encode(text);
+        assert!(value.bytes().all(|b| b.is_ascii_graphic()));
+        assert_eq!(text_decode(&value), text);
+        // Unencoded values from other clients come through unchanged.
+        assert_eq!(text_decode("bad_input_50%"), "bad_input_50%");
+        assert_eq!(text_decode("%zz%4"), "%zz%4");
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_round_trips_through_a_value(text in ".{0,64}") {
+            prop_assert_eq!(text_decode(&text_encode(&text)), text);
+        }
+    }
 
     #[test]
     fn round_trip_of_a_put() {
