@@ -90,6 +90,7 @@ pub struct State {
     pub engine: Engine,
     links: Vec<Link>,
     listener: Option<TcpListener>,
+    /// Connections before their handshake, oldest first.
     strangers: Vec<(usize, Stranger)>,
     next_stranger: usize,
     registry: Registry,
@@ -460,8 +461,11 @@ impl State {
             match listener.accept() {
                 Ok((mut stream, address)) => {
                     if self.strangers.len() >= tcp::MAX_PENDING {
-                        eprintln!("mpirt: rank {}: refused a connection from {address}: too many unfinished handshakes", self.rank);
-                        continue;
+                        // Evict the oldest, not the newcomer: strangers that
+                        // stall must not lock a late rank out.
+                        let (_, mut oldest) = self.strangers.remove(0);
+                        eprintln!("mpirt: rank {}: refused a connection from {}: more than {} unfinished handshakes, this one the oldest", self.rank, oldest.address, tcp::MAX_PENDING);
+                        let _ = self.registry.deregister(&mut oldest.stream);
                     }
                     let token = self.next_stranger;
                     self.next_stranger += 1;
@@ -517,11 +521,11 @@ impl State {
         match verdict {
             Admission::Waiting => {}
             Admission::Refused(why) => {
-                let (_, mut s) = self.strangers.swap_remove(index);
+                let (_, mut s) = self.strangers.remove(index);
                 refuse(self.rank, &mut s, &self.registry, &why);
             }
             Admission::Admitted(peer) => {
-                let (_, mut s) = self.strangers.swap_remove(index);
+                let (_, mut s) = self.strangers.remove(index);
                 // Only higher ranks connect to us, once each.
                 if peer <= self.rank || !matches!(self.links[peer as usize], Link::Pending) {
                     refuse(

@@ -271,12 +271,14 @@ fn pmi_junk(world: &mpirt::topology::SimpleCommunicator) {
     // The descriptor is close-on-exec: a child cannot speak for this rank.
     let child = std::process::Command::new("sh")
         .arg("-c")
-        .arg("echo cmd=barrier_in >&$PMI_FD && echo inherited || echo not-inherited")
+        .arg("[ -e /proc/self/fd/$PMI_FD ] && echo inherited || echo not-inherited")
         .output()
         .expect("run sh");
     println!(
-        "fault: rank {rank} child: {}",
-        String::from_utf8_lossy(&child.stdout).trim()
+        "fault: rank {rank} child: {} ({}; {})",
+        String::from_utf8_lossy(&child.stdout).trim(),
+        child.status,
+        String::from_utf8_lossy(&child.stderr).trim()
     );
     let _ = std::io::stdout().flush();
     world.barrier();

@@ -25,7 +25,8 @@ use crate::wire::{FrameKind, Header, HEADER_LEN};
 
 /// A stranger gets this long to present its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// At most this many strangers wait at once; more are closed at once.
+/// At most this many strangers wait at once; a newcomer beyond that
+/// evicts the oldest.
 pub const MAX_PENDING: usize = 64;
 
 /// Sets the socket options every connection uses.
@@ -43,9 +44,20 @@ pub fn configure(stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// Binds the listening socket on `address` (port 0: any free port).
+/// Binds the listening socket on `address` (port 0: any free port), with
+/// the longest accept queue the kernel allows (`somaxconn`): ranks of a
+/// large job all connect at start-up, while strangers may be knocking.
 pub fn listen(address: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(address)
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    // The kernel clamps the backlog to net.core.somaxconn.
+    socket.listen(i32::MAX)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// An accepted connection whose handshake has not arrived whole.
