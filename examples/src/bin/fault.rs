@@ -289,7 +289,7 @@ fn pmi_junk(world: &mpirt::topology::SimpleCommunicator) {
 fn read_reply(pmi: &mut std::fs::File) -> String {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
-    while pmi.read(&mut byte).map_or(false, |n| n == 1) && byte[0] != b'\n' {
+    while pmi.read(&mut byte).is_ok_and(|n| n == 1) && byte[0] != b'\n' {
         line.push(byte[0]);
     }
     String::from_utf8_lossy(&line).into_owned()
