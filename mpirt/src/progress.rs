@@ -447,6 +447,7 @@ impl State {
             Token(peer) => {
                 if let Some(Link::Tcp(c)) = self.links.get_mut(peer) {
                     c.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+                    c.read_closed |= event.is_read_closed() || event.is_error();
                     c.writable |= event.is_writable() || event.is_write_closed();
                 }
             }

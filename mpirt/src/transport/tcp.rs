@@ -145,6 +145,10 @@ pub struct TcpConnection {
     /// Whether the socket may have bytes to read (cleared on `WouldBlock`,
     /// set by a readable event).
     pub readable: bool,
+    /// The peer has closed its side (set by an event): its last bytes and
+    /// the end of the stream came with one edge, so a short read must not
+    /// stop reading before the end-of-stream is seen.
+    pub read_closed: bool,
     buffer: Vec<u8>,
     start: usize,
     end: usize,
@@ -162,6 +166,7 @@ impl TcpConnection {
             outgoing: None,
             writable: true,
             readable: true,
+            read_closed: false,
             buffer: vec![0; 64 * 1024 + HEADER_LEN],
             start: 0,
             end: 0,
@@ -278,9 +283,14 @@ impl TcpConnection {
                 Ok(0) => return Err(LinkError::Lost("connection closed without Fin".into())),
                 // A short read of frames drained the socket: edge-triggered
                 // epoll reports any byte that arrives later, so reading again
-                // now would only return EAGAIN. A large payload keeps
+                // now would only return EAGAIN (unless the peer has closed:
+                // then no edge will come, and the end must be read now). A large payload keeps
                 // streaming in while we copy, so it is read until EAGAIN.
-                Ok(n) if n < wanted && matches!(self.reading, Reading::Frames) => {
+                Ok(n)
+                    if n < wanted
+                        && matches!(self.reading, Reading::Frames)
+                        && !self.read_closed =>
+                {
                     self.readable = false
                 }
                 Ok(_) => {}
