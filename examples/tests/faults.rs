@@ -262,6 +262,60 @@ fn kill_mpirun(transport: &str) {
     eprintln!("{transport}: every rank gone {gone_after:?} after mpirun's SIGKILL");
 }
 
+/// Kills `mpirun` with SIGKILL while two ranks wait in start-up with their
+/// segments still named in `/dev/shm` (the third has not started mpirt):
+/// they must unlink them as they die.
+#[test]
+fn mpirun_killed_during_start_up_leaves_no_segment() {
+    let _one = one_at_a_time();
+    let mut mpirun = Command::new(mpirun())
+        .args(["-n", "3", "--transport", "shm", "--timeout", "60"])
+        .arg(fault_program())
+        .arg("slowstart")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mpirun");
+    let stdout = mpirun.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut pids = Vec::new();
+    while pids.len() < 3 {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(pid) = line
+            .split_once(" starting pid ")
+            .and_then(|(_, p)| p.trim().parse::<u32>().ok())
+        {
+            pids.push(pid);
+        }
+    }
+    assert_eq!(pids.len(), 3, "every rank printed its pid");
+    let deadline = Instant::now() + DEADLINE;
+    while segments_of(&pids).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let named = segments_of(&pids);
+    assert_eq!(named.len(), 2, "ranks 0 and 1 have named segments");
+    mpirun.kill().expect("SIGKILL mpirun");
+    let killed = Instant::now();
+    let _ = mpirun.wait();
+    while !still_alive(&pids).is_empty() && killed.elapsed() < DEADLINE {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gone_after = killed.elapsed();
+    assert!(
+        gone_after < PROMPT,
+        "ranks alive {gone_after:?} after mpirun's SIGKILL"
+    );
+    let left = segments_of(&pids);
+    assert!(
+        left.is_empty(),
+        "left in /dev/shm: {left:?} (were {named:?})"
+    );
+    eprintln!(
+        "start-up: every rank gone {gone_after:?} after mpirun's SIGKILL, {named:?} unlinked"
+    );
+}
+
 #[test]
 fn ranks_end_when_mpirun_is_killed() {
     let _one = one_at_a_time();

@@ -6,7 +6,8 @@
 //! flood of stalled strangers. Each is closed; the job still ends when it
 //! should, with every message right. The PMI server answers malformed lines
 //! with `cmd=error` and the job goes on; a rank's child process does not
-//! inherit its PMI connection. Shared-memory segments are 0600 and user
+//! inherit its PMI connection. A one-host job listens on loopback only.
+//! Shared-memory segments are 0600 and user
 //! `nobody` cannot open one.
 
 mod common;
@@ -153,6 +154,12 @@ fn start_ring(transport: &str) -> RunningJob {
             let rank: usize = rank.parse().expect("a rank number");
             listeners[rank] = Some(address.parse().expect("a socket address"));
         }
+    }
+    for address in listeners.iter().flatten() {
+        assert!(
+            address.ip().is_loopback(),
+            "a one-host job listens on loopback only, not {address}"
+        );
     }
     RunningJob {
         mpirun,

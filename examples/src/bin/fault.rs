@@ -14,6 +14,10 @@
 //!   exit        the last rank exits with code 3 without finalizing
 //!   panic       the last rank panics
 //!   abort       the last rank calls abort(7)
+//!   slowstart   no fault: every rank prints `fault: rank R starting pid P`
+//!               before initialize, and the last rank sleeps 30 s before it,
+//!               so the others wait in start-up with their segments named
+//!               (for killing mpirun then)
 //!   wait SECS   no fault: every rank prints its TCP listener
 //!               (`fault: rank R listens on ADDR`), then the ranks exchange
 //!               checksummed messages in a ring for SECS seconds, then
@@ -105,13 +109,20 @@ fn main() {
         announce(my_rank);
         sigkill_self();
     }
+    if case == "slowstart" {
+        println!("fault: rank {my_rank} starting pid {}", std::process::id());
+        let _ = std::io::stdout().flush();
+        if my_rank == victim {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+    }
     let universe = mpirt::initialize().expect("mpirt initialized twice");
     let world = universe.world();
     let rank = world.rank();
     println!("fault: rank {rank} pid {}", std::process::id());
     let _ = std::io::stdout().flush();
     match case {
-        "start" => world.barrier(),
+        "start" | "slowstart" => world.barrier(),
         "receive" | "exit" | "panic" | "abort" => {
             world.barrier();
             if rank == victim {
