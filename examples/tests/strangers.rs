@@ -141,7 +141,7 @@ fn start_ring(transport: &str) -> RunningJob {
         }
         all
     });
-    let mut listeners = vec![None; 3];
+    let mut listeners: Vec<Option<SocketAddr>> = vec![None; 3];
     let deadline = Instant::now() + DEADLINE;
     while listeners.iter().any(Option::is_none) {
         let line = rx
