@@ -262,12 +262,15 @@ fn kill_mpirun(transport: &str) {
     eprintln!("{transport}: every rank gone {gone_after:?} after mpirun's SIGKILL");
 }
 
-/// Kills `mpirun` with SIGKILL while two ranks wait in start-up with their
-/// segments still named in `/dev/shm` (the third has not started mpirt):
-/// they must unlink them as they die.
-#[test]
-fn mpirun_killed_during_start_up_leaves_no_segment() {
-    let _one = one_at_a_time();
+/// Starts `mpirun -n 3 fault slowstart` over shared memory and waits until
+/// ranks 0 and 1 wait in start-up with their segments named in `/dev/shm`
+/// (rank 2 has not started mpirt). Returns mpirun, the ranks' pids and the
+/// segments' names.
+fn start_slowly() -> (
+    std::process::Child,
+    Vec<u32>,
+    std::collections::BTreeSet<String>,
+) {
     let mut mpirun = Command::new(mpirun())
         .args(["-n", "3", "--transport", "shm", "--timeout", "60"])
         .arg(fault_program())
@@ -295,6 +298,15 @@ fn mpirun_killed_during_start_up_leaves_no_segment() {
     }
     let named = segments_of(&pids);
     assert_eq!(named.len(), 2, "ranks 0 and 1 have named segments");
+    (mpirun, pids, named)
+}
+
+/// Kills `mpirun` with SIGKILL while two ranks wait in start-up with their
+/// segments still named: they must unlink them as they die.
+#[test]
+fn mpirun_killed_during_start_up_leaves_no_segment() {
+    let _one = one_at_a_time();
+    let (mut mpirun, pids, named) = start_slowly();
     mpirun.kill().expect("SIGKILL mpirun");
     let killed = Instant::now();
     let _ = mpirun.wait();
@@ -313,6 +325,30 @@ fn mpirun_killed_during_start_up_leaves_no_segment() {
     );
     eprintln!(
         "start-up: every rank gone {gone_after:?} after mpirun's SIGKILL, {named:?} unlinked"
+    );
+}
+
+/// A rank SIGKILLed between creating its segment and unlinking it cannot
+/// clean up: the launcher removes its segment when the job ends.
+#[test]
+fn a_rank_killed_with_its_segment_named_leaves_nothing() {
+    let _one = one_at_a_time();
+    let (mut mpirun, pids, named) = start_slowly();
+    // SAFETY: kill(2) of rank 0, a child of our mpirun that is alive.
+    unsafe { libc::kill(pids[0] as libc::pid_t, libc::SIGKILL) };
+    let killed = Instant::now();
+    let status = mpirun.wait().expect("wait for mpirun");
+    assert!(
+        killed.elapsed() < PROMPT,
+        "mpirun took {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(status.code(), Some(128 + 9), "mpirun's exit: {status}");
+    assert!(still_alive(&pids).is_empty(), "ranks remain");
+    let left = segments_of(&pids);
+    assert!(
+        left.is_empty(),
+        "left in /dev/shm: {left:?} (were {named:?})"
     );
 }
 
