@@ -5,9 +5,18 @@
 //! The calling thread spawns the ranks and stays in the loop until they are
 //! reaped: ranks ask for SIGKILL when the thread that forked them exits (see
 //! [`crate::spawn`]), so a launcher that dies takes its ranks with it.
+//!
+//! With [`Job::hosts`], ranks are placed on hosts ([`crate::hosts`]); those
+//! on other hosts are started through the launch agent and reach the PMI
+//! server over TCP ([`crate::remote`]). The agent process stands for the
+//! rank: its exit is the rank's exit, and signalling its process group
+//! signals the rank's. `PMI_process_mapping` tells every rank which share a
+//! host.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::BufReader;
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,12 +24,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, Sender};
+use mpirt::bootstrap::net;
 use mpirt::bootstrap::pmi::read_line;
+use mpirt::bootstrap::process_mapping::ProcessMapping;
 
+use crate::hosts::{node_indices, place_ranks, Host};
 use crate::outcome::{LaunchError, Outcome};
 use crate::output::{for_each_line, forward_line, StreamKind};
-use crate::pmi_server::PmiServer;
-use crate::spawn::{resolve_program, signal_group, spawn_rank, RankCommand, SpawnedRank};
+use crate::pmi_server::{PmiServer, VALLEN_MAX};
+use crate::remote::{is_shell_name, new_secret, PmiTcpServer, RemoteRank};
+use crate::spawn::{
+    resolve_program, signal_group, spawn_agent, spawn_rank, RankCommand, SpawnedRank,
+};
 use crate::supervisor::{Event, StartedRank, Supervisor};
 
 /// How long a reply to a rank may block before its connection is dropped (a
@@ -93,6 +108,14 @@ pub struct Job {
     timeout: Option<Duration>,
     tag_output: bool,
     output: Output,
+    /// Where ranks run; `None`: all on this machine.
+    hosts: Option<Vec<Host>>,
+    /// Whether more ranks than slots may be placed.
+    oversubscribe: bool,
+    /// The command that starts a rank on another host (`ssh`), as words.
+    launch_agent: Vec<OsString>,
+    /// The interface remote ranks reach the launcher on (`--iface`).
+    iface: Option<String>,
     /// The sending half is cloned into cancel handles; the loop receives.
     events: (Sender<Event>, Receiver<Event>),
 }
@@ -109,6 +132,10 @@ impl Job {
             timeout: None,
             tag_output: false,
             output: Output::Forward,
+            hosts: None,
+            oversubscribe: false,
+            launch_agent: vec!["ssh".into()],
+            iface: None,
             events: channel::unbounded(),
         }
     }
@@ -176,6 +203,35 @@ impl Job {
         self
     }
 
+    /// Places the ranks on `hosts` by slot, then round-robin (see
+    /// [`crate::hosts`]); hosts that are not this machine are reached with
+    /// the launch agent.
+    pub fn hosts(mut self, hosts: Vec<Host>) -> Job {
+        self.hosts = Some(hosts);
+        self
+    }
+
+    /// Allows more ranks than the hosts have slots.
+    pub fn oversubscribe(mut self, yes: bool) -> Job {
+        self.oversubscribe = yes;
+        self
+    }
+
+    /// The command that starts a rank on another host, called as `AGENT
+    /// HOST COMMAND...` (default `ssh`); `agent` is split at whitespace.
+    pub fn launch_agent(mut self, agent: &str) -> Job {
+        self.launch_agent = agent.split_whitespace().map(OsString::from).collect();
+        self
+    }
+
+    /// The network interface ranks and the launcher use between hosts: the
+    /// PMI server binds its address, and ranks get `MPIRT_IFACE`.
+    pub fn iface(mut self, name: impl Into<String>) -> Job {
+        let name = name.into();
+        self.iface = Some(name.clone());
+        self.env("MPIRT_IFACE", name)
+    }
+
     /// A handle that cancels this job while [`Job::run`] runs it.
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle {
@@ -190,11 +246,44 @@ impl Job {
             return Err(LaunchError::NoRanks);
         }
         let program = resolve_program(&self.program)?;
+        let hosts = self
+            .hosts
+            .clone()
+            .unwrap_or_else(|| vec![Host::new("localhost", self.ranks)]);
+        let placement = place_ranks(
+            &hosts,
+            self.ranks,
+            self.oversubscribe || self.hosts.is_none(),
+        )
+        .map_err(LaunchError::Hosts)?;
+        let remote: Vec<Option<&Host>> = placement
+            .iter()
+            .map(|&h| Some(&hosts[h]).filter(|h| !h.is_local()))
+            .collect();
+        let nodes = node_indices(&hosts, &placement);
+        let mut mapping = ProcessMapping::from_nodes(&nodes);
+        if mapping.to_string().len() > VALLEN_MAX {
+            mapping = ProcessMapping::from_nodes_compact(&nodes);
+        }
+        let multi_host = remote.iter().any(Option::is_some);
+        let pmi_ip = if multi_host {
+            Some(self.pmi_address(&remote)?)
+        } else {
+            None
+        };
+        let env = self.env;
+        if pmi_ip.is_some() {
+            if let Some((name, _)) = env.iter().find(|(name, _)| !is_shell_name(name)) {
+                return Err(LaunchError::Hosts(format!(
+                    "cannot pass variable {name:?} to another host: not a shell variable name"
+                )));
+            }
+        }
         let command = RankCommand {
             program,
             arg0: self.program,
             args: self.args,
-            env: self.env,
+            env,
         };
         static JOBS_STARTED: AtomicUsize = AtomicUsize::new(0);
         let kvsname = format!(
@@ -202,10 +291,16 @@ impl Job {
             std::process::id(),
             JOBS_STARTED.fetch_add(1, Ordering::Relaxed)
         );
-        let server = PmiServer::new(self.ranks, &kvsname);
+        let server = PmiServer::new(self.ranks, &kvsname).with_process_mapping(mapping.to_string());
 
         let started = Instant::now();
-        let spawned = spawn_all(&command, self.ranks)?;
+        let (spawned, _tcp_server) = match pmi_ip {
+            None => (spawn_all(&command, self.ranks)?, None),
+            Some(ip) => {
+                let (spawned, tcp) = spawn_across_hosts(&command, &remote, ip, &self.launch_agent)?;
+                (spawned, Some(tcp))
+            }
+        };
         let (events_tx, events_rx) = self.events;
         let destination = Destination {
             mode: self.output,
@@ -219,6 +314,111 @@ impl Job {
         drop(events_tx);
         Ok(outcome)
     }
+}
+
+impl Job {
+    /// The address the PMI server listens on for remote ranks: the chosen
+    /// interface's, else the source address of the route to the first
+    /// remote host.
+    fn pmi_address(&self, remote: &[Option<&Host>]) -> Result<IpAddr, LaunchError> {
+        let iface = self
+            .iface
+            .clone()
+            .or_else(|| std::env::var("MPIRT_IFACE").ok().filter(|s| !s.is_empty()));
+        if let Some(name) = iface {
+            return net::interface_address(&name)
+                .map_err(|e| LaunchError::Network(format!("interface {name}: {e}")));
+        }
+        let Some(host) = remote.iter().flatten().next() else {
+            return Ok(std::net::Ipv4Addr::LOCALHOST.into());
+        };
+        net::resolve(&host.name)
+            .and_then(net::route_source)
+            .map_err(|e| {
+                LaunchError::Network(format!(
+                    "cannot find the address host {} reaches this launcher on ({e}); name the interface with --iface or MPIRT_IFACE",
+                    host.name
+                ))
+            })
+    }
+}
+
+/// Starts a job some of whose ranks are on other hosts: those through the
+/// launch agent, each with a socket pair whose far end waits in the TCP PMI
+/// server for the rank's connection. On failure, kills and reaps what
+/// started.
+fn spawn_across_hosts(
+    command: &RankCommand,
+    remote: &[Option<&Host>],
+    ip: IpAddr,
+    agent: &[OsString],
+) -> Result<(Vec<SpawnedRank>, PmiTcpServer), LaunchError> {
+    let io_error = |what| move |source| LaunchError::Io { what, source };
+    let secret = new_secret().map_err(io_error("cannot make the job secret"))?;
+    let mut launcher_ends = HashMap::new();
+    let mut waiting = HashMap::new();
+    for (rank, host) in remote.iter().enumerate() {
+        if host.is_some() {
+            let (launcher_end, bridge_end) = std::os::unix::net::UnixStream::pair()
+                .map_err(io_error("cannot make a socket pair"))?;
+            launcher_ends.insert(rank, launcher_end);
+            waiting.insert(rank, bridge_end);
+        }
+    }
+    let server = PmiTcpServer::start(ip, remote.len(), secret.clone(), waiting).map_err(|e| {
+        LaunchError::Network(format!("cannot listen for remote ranks on {ip}: {e}"))
+    })?;
+    // Local ranks listen where the remote hosts reach this one, unless
+    // told otherwise.
+    let mut local_command = command.clone();
+    let told =
+        |name: &str| std::env::var_os(name).is_some() || command.env.iter().any(|(n, _)| n == name);
+    if !told("MPIRT_BIND_ADDR") && !told("MPIRT_IFACE") {
+        local_command
+            .env
+            .push(("MPIRT_BIND_ADDR".into(), ip.to_string().into()));
+    }
+    let program = std::path::absolute(&command.program)
+        .map_err(io_error("cannot make the program's path absolute"))?;
+    let directory = std::env::current_dir().ok();
+    let mut spawned = Vec::with_capacity(remote.len());
+    for (rank, host) in remote.iter().enumerate() {
+        let started = match host {
+            None => spawn_rank(&local_command, rank, remote.len()),
+            Some(host) => {
+                let words = RemoteRank {
+                    program: &program,
+                    args: &command.args,
+                    env: &command.env,
+                    directory: directory.as_deref(),
+                    pmi_address: server.address(),
+                    rank,
+                }
+                .agent_words(agent);
+                spawn_agent(agent, &host.name, &words, &secret).map(|child| SpawnedRank {
+                    child,
+                    pmi: launcher_ends
+                        .remove(&rank)
+                        .expect("a socket pair per remote rank"),
+                })
+            }
+        };
+        match started {
+            Ok(s) => spawned.push(s),
+            Err(source) => {
+                kill_and_reap(spawned.into_iter().map(|s| s.child));
+                return Err(LaunchError::Spawn {
+                    rank,
+                    program: match host {
+                        None => command.program.clone(),
+                        Some(_) => agent.first().map(Into::into).unwrap_or_default(),
+                    },
+                    source,
+                });
+            }
+        }
+    }
+    Ok((spawned, server))
 }
 
 /// Starts every rank; if one fails to start, kills and reaps the others.
@@ -332,11 +532,15 @@ fn start_rank_helpers(
         .name(format!("rank{rank}-pmi"))
         .spawn(move || read_pmi(rank, reader, &pmi_events)));
     let exit_events = events.clone();
+    // A launch agent's stdin stays open while it runs (its closing tells a
+    // remote rank the launcher is gone), and `Child::wait` would close it.
+    let agent_stdin = child.stdin.take();
     // From here on the waiter owns the child and is the one to reap it.
     let waiter = thread::Builder::new()
         .name(format!("rank{rank}-wait"))
         .spawn(move || {
             let status = child.wait();
+            drop(agent_stdin);
             let _ = exit_events.send(Event::Exited { rank, status });
         });
     match waiter {

@@ -1,5 +1,5 @@
-//! `mpirun`: starts N ranks of a program on this machine as one mpirt (or any
-//! PMI-1) job, forwards their output, and exits with the job's verdict. The
+//! `mpirun`: starts N ranks of a program on this machine, or on a list of
+//! hosts through a launch agent (`ssh`), as one mpirt (or any PMI-1) job, forwards their output, and exits with the job's verdict. The
 //! work is done by the library ([`launcher::Job`]); this file parses the
 //! command line, which follows MPICH's and Open MPI's launchers, and turns
 //! SIGINT, SIGTERM and SIGHUP into a cancellation of the job.
@@ -22,9 +22,14 @@ Examples:
   mpirun -n 4 ./ring                    run 4 ranks of ./ring
   mpirun -np 3 --tag-output hostname    3 ranks, each output line prefixed [rank]
   mpirun -n 8 --timeout 60 -x RUST_LOG=debug -x HOME ./solver --size 1024
+  mpirun --host node1:4,node2:4 ./solver   8 ranks, 4 per host, started by ssh
+  mpirun -n 16 --hostfile hosts --iface eth1 ./solver
 
 Every rank gets PMI_FD, PMI_RANK and PMI_SIZE and speaks PMI-1 to mpirun;
-a program that does not is run as N plain processes. If any rank fails
+a program that does not is run as N plain processes. Ranks on other hosts are
+started as `AGENT HOST sh -c SCRIPT` and reach mpirun's PMI server over TCP
+(PMI_PORT, authenticated by a per-job secret); the program must be at the
+same path there. If any rank fails
 (non-zero exit, signal, abort, or exit without finalizing), the others are
 stopped (SIGTERM, then SIGKILL) and mpirun exits with that rank's code, or
 128 + signal. Ranks' stdin is /dev/null.";
@@ -39,9 +44,37 @@ stopped (SIGTERM, then SIGKILL) and mpirun exits with that rank's code, or
     max_term_width = 100
 )]
 struct Cli {
-    /// Number of ranks to start (`-np N` is accepted too)
-    #[arg(short = 'n', long = "np", value_name = "N", default_value_t = 1)]
-    ranks: usize,
+    /// Number of ranks to start (`-np N` is accepted too); default 1, or
+    /// every slot of --host/--hostfile
+    #[arg(short = 'n', long = "np", value_name = "N")]
+    ranks: Option<usize>,
+
+    /// Hosts to run on, with slots: h1,h2:2 (a host named twice gets both slots)
+    #[arg(
+        long = "host",
+        short = 'H',
+        visible_alias = "hosts",
+        value_name = "LIST",
+        conflicts_with = "hostfile"
+    )]
+    host: Option<String>,
+
+    /// File of hosts, one a line: `host`, `host:N` or `host slots=N`; `#` comments
+    #[arg(long, visible_alias = "machinefile", value_name = "FILE")]
+    hostfile: Option<std::path::PathBuf>,
+
+    /// Allow more ranks than slots (extra ranks go round-robin over the hosts)
+    #[arg(long)]
+    oversubscribe: bool,
+
+    /// Command that starts a rank on another host, called as CMD HOST COMMAND...
+    #[arg(long, value_name = "CMD", default_value = "ssh")]
+    launch_agent: String,
+
+    /// Network interface between hosts: mpirun's PMI server binds it and ranks
+    /// get MPIRT_IFACE (default: MPIRT_IFACE, else the route to the hosts)
+    #[arg(long, value_name = "NAME")]
+    iface: Option<String>,
 
     // (Help given as an attribute: rustdoc would read "[rank]" as a link.)
     #[arg(
@@ -120,6 +153,13 @@ fn rewrite_np(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
         "--transport",
         "--eager-limit",
         "--remote-buffer",
+        "--host",
+        "--hosts",
+        "-H",
+        "--hostfile",
+        "--machinefile",
+        "--launch-agent",
+        "--iface",
     ];
     let mut out = Vec::new();
     let mut args = args.into_iter();
@@ -222,10 +262,41 @@ fn run(cli: Cli) -> Result<i32, Refusal> {
     let Some(program) = command.next() else {
         return Err(Refusal::Usage("no PROGRAM given".into()));
     };
+    let hosts = match (&cli.host, &cli.hostfile) {
+        (Some(list), _) => Some(
+            launcher::hosts::parse_host_list(list)
+                .map_err(|e| Refusal::Usage(format!("--host: {e}")))?,
+        ),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Refusal::Usage(format!("--hostfile {}: {e}", path.display())))?;
+            Some(
+                launcher::hosts::parse_hostfile(&text)
+                    .map_err(|e| Refusal::Usage(format!("--hostfile {}: {e}", path.display())))?,
+            )
+        }
+        (None, None) => None,
+    };
+    let ranks = match (cli.ranks, &hosts) {
+        (Some(n), _) => n,
+        (None, Some(hosts)) => hosts.iter().map(|h| h.slots).sum(),
+        (None, None) => 1,
+    };
+    if cli.launch_agent.split_whitespace().next().is_none() {
+        return Err(Refusal::Usage("--launch-agent: empty command".into()));
+    }
     let mut job = Job::new(program)
-        .ranks(cli.ranks)
+        .ranks(ranks)
         .args(command)
-        .tag_output(cli.tag_output);
+        .tag_output(cli.tag_output)
+        .oversubscribe(cli.oversubscribe)
+        .launch_agent(&cli.launch_agent);
+    if let Some(hosts) = hosts {
+        job = job.hosts(hosts);
+    }
+    if let Some(name) = cli.iface {
+        job = job.iface(name);
+    }
     for (name, value) in cli.export {
         match value.map(OsString::from).or_else(|| std::env::var_os(&name)) {
             Some(value) => job = job.env(name, value),
@@ -321,7 +392,7 @@ mod tests {
             .map(OsString::from),
         ))
         .unwrap();
-        assert_eq!(cli.ranks, 3);
+        assert_eq!(cli.ranks, Some(3));
         assert!(cli.tag_output);
         assert_eq!(
             cli.export,

@@ -47,6 +47,13 @@ pub enum LaunchError {
         /// The error from `fork`/`exec`.
         source: io::Error,
     },
+    /// The hosts, their slots or the way to reach them do not fit the job
+    /// (no rank is started).
+    #[error("{0}")]
+    Hosts(String),
+    /// A remote host could not be given a way to reach this launcher.
+    #[error("{0}")]
+    Network(String),
     /// Another operating-system error while setting the job up.
     #[error("{what}: {source}")]
     Io {
@@ -64,6 +71,7 @@ impl LaunchError {
         matches!(
             self,
             LaunchError::NoRanks
+                | LaunchError::Hosts(_)
                 | LaunchError::ProgramNotFound { .. }
                 | LaunchError::NotExecutable { .. }
         )

@@ -28,7 +28,8 @@
 //!
 //! The key-value space is write-once, as in Hydra: a second `put` of a key is
 //! refused. `PMI_process_mapping` is pre-set to `(vector,(0,1,N))`: one node
-//! holding all N ranks.
+//! holding all N ranks, unless the job spans hosts
+//! ([`PmiServer::with_process_mapping`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -149,6 +150,13 @@ impl PmiServer {
             ranks: vec![RankPmiState::default(); size],
             barrier_waiting: BTreeSet::new(),
         }
+    }
+
+    /// Replaces the pre-set `PMI_process_mapping` (one node) with `mapping`,
+    /// for a job whose ranks run on several hosts.
+    pub fn with_process_mapping(mut self, mapping: String) -> PmiServer {
+        self.store.insert(PROCESS_MAPPING_KEY.to_string(), mapping);
+        self
     }
 
     /// The job's key-value space name.

@@ -125,7 +125,6 @@ pub struct SpawnedRank {
 pub fn spawn_rank(command: &RankCommand, rank: usize, size: usize) -> io::Result<SpawnedRank> {
     let (launcher_end, rank_end) = UnixStream::pair()?;
     let rank_fd = rank_end.as_raw_fd();
-    let launcher_pid = std::process::id() as libc::pid_t;
 
     let mut cmd = Command::new(&command.program);
     cmd.arg0(&command.arg0)
@@ -141,19 +140,77 @@ pub fn spawn_rank(command: &RankCommand, rank: usize, size: usize) -> io::Result
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    arm_child(&mut cmd, Some(rank_fd));
+    let child = cmd.spawn()?;
+    // The child holds its own copy now; closing ours lets the launcher see
+    // end-of-file on the PMI socket when the rank exits.
+    drop(rank_end);
+    Ok(SpawnedRank {
+        child,
+        pmi: launcher_end,
+    })
+}
+
+/// Starts the launch agent for a rank on another host: `agent HOST
+/// COMMAND...`, in its own process group and dying with the launcher like a
+/// local rank, so the agent's exit stands for the rank's. It gets none of
+/// the PMI variables (the command it carries sets the remote rank's own),
+/// and `stdin_line` on its standard input (the job secret, which would
+/// otherwise show on a command line), which then stays open as long as the
+/// returned child is kept.
+pub fn spawn_agent(
+    agent: &[OsString],
+    host: &str,
+    command: &[OsString],
+    stdin_line: &str,
+) -> io::Result<Child> {
+    use std::io::Write;
+    let Some((program, agent_args)) = agent.split_first() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty launch agent",
+        ));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(agent_args)
+        .arg(host)
+        .args(command)
+        .env_remove("PMI_FD")
+        .env_remove("PMI_RANK")
+        .env_remove("PMI_SIZE")
+        .env_remove("PMI_PORT")
+        .env_remove("PMI_ID")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    arm_child(&mut cmd, None);
+    let mut child = cmd.spawn()?;
+    if let Some(stdin) = child.stdin.as_mut() {
+        // A line this short fits the pipe: the write does not block. An agent
+        // that exits at once closes the pipe; its exit will say why. The
+        // pipe stays open with the child: its end tells the agent's side the
+        // launcher is gone.
+        let _ = stdin.write_all(format!("{stdin_line}\n").as_bytes());
+    }
+    Ok(child)
+}
+
+/// Sets up, for between `fork` and `exec`: `inherit_fd` kept open across
+/// exec, a process group of the child's own, and SIGKILL when the launcher
+/// dies (see the module doc).
+fn arm_child(cmd: &mut Command, inherit_fd: Option<std::os::fd::RawFd>) {
+    let launcher_pid = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec, where only
     // async-signal-safe calls are allowed: it makes only fcntl, setpgid, prctl
     // and getppid system calls, and builds errors with `last_os_error` and
-    // `from_raw_os_error`, which do not allocate. `rank_fd` stays open in the
-    // parent (owned by `rank_end`) until `spawn` has returned.
+    // `from_raw_os_error`, which do not allocate. `inherit_fd` stays open in
+    // the parent until `spawn` has returned.
     unsafe {
         cmd.pre_exec(move || {
-            let flags = cvt(libc::fcntl(rank_fd, libc::F_GETFD))?;
-            cvt(libc::fcntl(
-                rank_fd,
-                libc::F_SETFD,
-                flags & !libc::FD_CLOEXEC,
-            ))?;
+            if let Some(fd) = inherit_fd {
+                let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
+                cvt(libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC))?;
+            }
             cvt(libc::setpgid(0, 0))?;
             cvt(libc::prctl(
                 libc::PR_SET_PDEATHSIG,
@@ -169,14 +226,6 @@ pub fn spawn_rank(command: &RankCommand, rank: usize, size: usize) -> io::Result
             Ok(())
         });
     }
-    let child = cmd.spawn()?;
-    // The child holds its own copy now; closing ours lets the launcher see
-    // end-of-file on the PMI socket when the rank exits.
-    drop(rank_end);
-    Ok(SpawnedRank {
-        child,
-        pmi: launcher_end,
-    })
 }
 
 /// Sends `signal` to the process group led by rank process `pid`: the rank

@@ -206,6 +206,12 @@ fn help_reads_well() {
         "--tag-output",
         "-x <VAR[=VAL]>",
         "--timeout",
+        "--host <LIST>",
+        "--hostfile <FILE>",
+        "machinefile",
+        "--oversubscribe",
+        "--launch-agent <CMD>",
+        "--iface <NAME>",
         "Examples:",
     ] {
         assert!(help.contains(needle), "help lacks {needle:?}:\n{help}");
@@ -428,4 +434,162 @@ assert ask("cmd=finalize")["cmd"] == "finalize_ack"
             "rank 2 read v0 from rank 0"
         ]
     );
+}
+
+/// A file in a fresh temporary directory for this test process.
+fn temp_file(name: &str, contents: &str, executable: bool) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mpirt-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    if executable {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    path
+}
+
+#[test]
+fn bad_hosts_are_refused_with_one_line() {
+    assert_refused(
+        &["--host", "a:0", "hostname"],
+        "slot count must be a positive number",
+    );
+    assert_refused(&["--host", "a;b", "hostname"], "host name");
+    assert_refused(
+        &["-n", "3", "--host", "a,b", "hostname"],
+        "3 ranks asked for, but the hosts have 2 slots (a:1,b:1); add --oversubscribe",
+    );
+    assert_refused(
+        &["--hostfile", "/no/such/hostfile", "hostname"],
+        "--hostfile /no/such/hostfile",
+    );
+    let bad = temp_file(
+        "bad-hosts",
+        "# ok so far\nnode1:2\nnode2 slots=many\n",
+        false,
+    );
+    assert_refused(
+        &["--machinefile", bad.to_str().unwrap(), "hostname"],
+        "line 3",
+    );
+    let empty = temp_file("empty-hosts", "# nobody\n\n", false);
+    assert_refused(
+        &["--hostfile", empty.to_str().unwrap(), "hostname"],
+        "names no host",
+    );
+    assert_refused(
+        &[
+            "--host",
+            "a",
+            "--hostfile",
+            bad.to_str().unwrap(),
+            "hostname",
+        ],
+        "cannot be used with",
+    );
+    assert_refused(
+        &["--host", "far", "--launch-agent", " ", "hostname"],
+        "empty command",
+    );
+    assert_refused(
+        &["--host", "far", "--iface", "lo", "-x", "A-B=1", "hostname"],
+        "not a shell variable name",
+    );
+}
+
+#[test]
+fn an_interface_that_does_not_exist_is_named() {
+    let (out, _) = run_mpirun(&["--host", "far", "--iface", "no-such-if0", "hostname"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains("no-such-if0"),
+        "{}",
+        stderr_text(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn local_host_names_run_ranks_without_the_agent() {
+    // The agent would fail every rank; local hosts never call it. Without
+    // -n, the job has one rank per slot.
+    let hostname = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap();
+    let hosts = format!("localhost:2,{}", hostname.trim());
+    let (out, _) = run_mpirun(&[
+        "--host",
+        &hosts,
+        "--launch-agent",
+        "false",
+        "--timeout",
+        "30",
+        "sh",
+        "-c",
+        "echo \"$PMI_RANK of $PMI_SIZE\"",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    let mut lines = stdout_lines(&out);
+    lines.sort();
+    assert_eq!(lines, ["0 of 3", "1 of 3", "2 of 3"]);
+}
+
+#[test]
+fn the_agent_gets_the_host_and_a_quoted_command() {
+    // An agent that runs the command here, after saying which host it got.
+    let agent = temp_file(
+        "agent.sh",
+        "#!/bin/sh\necho \"agent for $1\"\nshift\nexec \"$@\"\n",
+        true,
+    );
+    let (out, _) = run_mpirun(&[
+        "--host",
+        "far1,far2",
+        "--iface",
+        "lo",
+        "--launch-agent",
+        agent.to_str().unwrap(),
+        "-x",
+        "WEIRD=it's \"$HOME\" `x`",
+        "--timeout",
+        "30",
+        "sh",
+        "-c",
+        "echo \"$PMI_ID|$WEIRD|${PMI_FD:-no fd}|${PMI_PORT%:*}|${#MPIRT_PMI_SECRET}|$MPIRT_IFACE\"",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    let mut lines = stdout_lines(&out);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "0|it's \"$HOME\" `x`|no fd|127.0.0.1|32|lo",
+            "1|it's \"$HOME\" `x`|no fd|127.0.0.1|32|lo",
+            "agent for far1",
+            "agent for far2",
+        ]
+    );
+}
+
+#[test]
+fn a_remote_rank_that_fails_to_start_ends_the_job() {
+    let agent = temp_file("failing-agent.sh", "#!/bin/sh\nexit 255\n", true);
+    let (out, elapsed) = run_mpirun(&[
+        "--host",
+        "localhost,far",
+        "--iface",
+        "lo",
+        "--launch-agent",
+        agent.to_str().unwrap(),
+        "--timeout",
+        "30",
+        "sleep",
+        "20",
+    ]);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains("rank 1"),
+        "{}",
+        stderr_text(&out)
+    );
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }

@@ -9,8 +9,9 @@
 //! buffers of different lengths on different ranks come out as a clear
 //! `Error::Collective` (or `Truncate`), never a hang or garbage.
 //!
-//! As everywhere in mpirt, each operation treats errors as fatal and has a
-//! `try_` form returning them. Non-blocking forms (`immediate_barrier`,
+//! As everywhere in mpirt, each operation hands its errors to the
+//! communicator's [`ErrorHandler`](crate::ErrorHandler) (fatal by default)
+//! and has a `try_` form returning them. Non-blocking forms (`immediate_barrier`,
 //! `immediate_broadcast_into`, `immediate_all_reduce_into`,
 //! `immediate_all_gather_into`) run the blocking algorithm on a thread of
 //! their own, so it progresses while the caller computes; start no other
@@ -23,7 +24,7 @@ use collectives::{CollectiveError, PointToPoint, SystemOp};
 use crate::datatype::{Buffer, BufferMut, DatatypeRef, Equivalence, Partition, PartitionMut};
 use crate::engine::UserBuffer;
 use crate::error::{Error, Operation as OperationContext};
-use crate::point_to_point::{start_receive, start_send, wait, Mode, Status};
+use crate::point_to_point::{start_receive, start_send, wait, wait_both, Mode, Status};
 use crate::request::{Purpose, Request, Scope, StaticScope};
 use crate::topology::{Communicator, Process, SimpleCommunicator};
 use crate::{Rank, Tag, ANY_SOURCE};
@@ -100,18 +101,23 @@ impl PointToPoint for Channel {
             receive_tag as Tag,
             UserBuffer::from_mut_slice(into),
         )?;
-        let sent = start_send(
+        let send = match start_send(
             &self.comm,
             to as Rank,
             send_tag as Tag,
             data,
             Mode::Standard,
-        )
-        .and_then(|id| wait(&self.comm, id));
-        // The receive is waited for even if the send failed: it borrows `into`.
-        let received = exact(wait(&self.comm, receive), expected, from);
+        ) {
+            Ok(id) => id,
+            Err(e) => {
+                // The receive is waited for even so: it borrows `into`.
+                let _ = wait(&self.comm, receive);
+                return Err(e);
+            }
+        };
+        let (sent, received) = wait_both(&self.comm, send, receive);
         sent?;
-        received
+        exact(received, expected, from)
     }
 }
 
@@ -337,12 +343,7 @@ where
 }
 
 fn context(name: &'static str, root: Option<Rank>, bytes: usize) -> OperationContext<'static> {
-    OperationContext {
-        name,
-        peer: root,
-        tag: None,
-        bytes: Some(bytes),
-    }
+    OperationContext::collective(name, root, bytes)
 }
 
 fn reduction<'o, R: BufferMut + ?Sized, O: Operation>(
@@ -366,7 +367,7 @@ pub trait CommunicatorCollectives: Communicator {
     fn barrier(&self) {
         let comm = self.as_simple();
         self.try_barrier()
-            .unwrap_or_else(|e| comm.fatal(context("barrier", None, 0), e))
+            .unwrap_or_else(|e| comm.handle_error(context("barrier", None, 0), e))
     }
 
     /// [`all_gather_into`](Self::all_gather_into) returning errors.
@@ -393,7 +394,7 @@ pub trait CommunicatorCollectives: Communicator {
         let comm = self.as_simple();
         let bytes = send.as_bytes().len();
         self.try_all_gather_into(send, receive)
-            .unwrap_or_else(|e| comm.fatal(context("all_gather_into", None, bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("all_gather_into", None, bytes), e))
     }
 
     /// [`all_gather_varcount_into`](Self::all_gather_varcount_into)
@@ -421,7 +422,9 @@ pub trait CommunicatorCollectives: Communicator {
         let comm = self.as_simple();
         let bytes = send.as_bytes().len();
         self.try_all_gather_varcount_into(send, receive)
-            .unwrap_or_else(|e| comm.fatal(context("all_gather_varcount_into", None, bytes), e))
+            .unwrap_or_else(|e| {
+                comm.handle_error(context("all_gather_varcount_into", None, bytes), e)
+            })
     }
 
     /// [`all_to_all_into`](Self::all_to_all_into) returning errors.
@@ -448,7 +451,7 @@ pub trait CommunicatorCollectives: Communicator {
         let comm = self.as_simple();
         let bytes = send.as_bytes().len();
         self.try_all_to_all_into(send, receive)
-            .unwrap_or_else(|e| comm.fatal(context("all_to_all_into", None, bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("all_to_all_into", None, bytes), e))
     }
 
     /// [`all_to_all_varcount_into`](Self::all_to_all_varcount_into)
@@ -474,7 +477,7 @@ pub trait CommunicatorCollectives: Communicator {
     ) {
         let comm = self.as_simple();
         self.try_all_to_all_varcount_into(send, receive)
-            .unwrap_or_else(|e| comm.fatal(context("all_to_all_varcount_into", None, 0), e))
+            .unwrap_or_else(|e| comm.handle_error(context("all_to_all_varcount_into", None, 0), e))
     }
 
     /// [`all_reduce_into`](Self::all_reduce_into) returning errors.
@@ -506,7 +509,7 @@ pub trait CommunicatorCollectives: Communicator {
         let comm = self.as_simple();
         let bytes = send.as_bytes().len();
         self.try_all_reduce_into(send, receive, op)
-            .unwrap_or_else(|e| comm.fatal(context("all_reduce_into", None, bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("all_reduce_into", None, bytes), e))
     }
 
     /// [`reduce_scatter_block_into`](Self::reduce_scatter_block_into)
@@ -539,7 +542,9 @@ pub trait CommunicatorCollectives: Communicator {
         let comm = self.as_simple();
         let bytes = send.as_bytes().len();
         self.try_reduce_scatter_block_into(send, receive, op)
-            .unwrap_or_else(|e| comm.fatal(context("reduce_scatter_block_into", None, bytes), e))
+            .unwrap_or_else(|e| {
+                comm.handle_error(context("reduce_scatter_block_into", None, bytes), e)
+            })
     }
 
     /// [`scan_into`](Self::scan_into) returning errors.
@@ -571,7 +576,7 @@ pub trait CommunicatorCollectives: Communicator {
         let comm = self.as_simple();
         let bytes = send.as_bytes().len();
         self.try_scan_into(send, receive, op)
-            .unwrap_or_else(|e| comm.fatal(context("scan_into", None, bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("scan_into", None, bytes), e))
     }
 
     /// [`exclusive_scan_into`](Self::exclusive_scan_into) returning errors.
@@ -604,7 +609,7 @@ pub trait CommunicatorCollectives: Communicator {
         let comm = self.as_simple();
         let bytes = send.as_bytes().len();
         self.try_exclusive_scan_into(send, receive, op)
-            .unwrap_or_else(|e| comm.fatal(context("exclusive_scan_into", None, bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("exclusive_scan_into", None, bytes), e))
     }
 
     /// Non-blocking barrier (MPI_Ibarrier, MPI 4.1 §6.12.1): the request
@@ -817,7 +822,7 @@ pub trait Root {
         let (comm, root) = self.root();
         let bytes = buffer.as_bytes_mut().len();
         self.try_broadcast_into(buffer)
-            .unwrap_or_else(|e| comm.fatal(context("broadcast_into", Some(root), bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("broadcast_into", Some(root), bytes), e))
     }
 
     /// [`gather_into`](Self::gather_into) returning errors.
@@ -833,7 +838,7 @@ pub trait Root {
         let (comm, root) = self.root();
         let bytes = send.as_bytes().len();
         self.try_gather_into(send)
-            .unwrap_or_else(|e| comm.fatal(context("gather_into", Some(root), bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("gather_into", Some(root), bytes), e))
     }
 
     /// [`gather_into_root`](Self::gather_into_root) returning errors.
@@ -863,7 +868,9 @@ pub trait Root {
         let (comm, root) = self.root();
         let bytes = send.as_bytes().len();
         self.try_gather_into_root(send, receive)
-            .unwrap_or_else(|e| comm.fatal(context("gather_into_root", Some(root), bytes), e))
+            .unwrap_or_else(|e| {
+                comm.handle_error(context("gather_into_root", Some(root), bytes), e)
+            })
     }
 
     /// [`gather_varcount_into`](Self::gather_varcount_into) returning errors.
@@ -878,8 +885,9 @@ pub trait Root {
     fn gather_varcount_into<S: Buffer + ?Sized>(&self, send: &S) {
         let (comm, root) = self.root();
         let bytes = send.as_bytes().len();
-        self.try_gather_varcount_into(send)
-            .unwrap_or_else(|e| comm.fatal(context("gather_varcount_into", Some(root), bytes), e))
+        self.try_gather_varcount_into(send).unwrap_or_else(|e| {
+            comm.handle_error(context("gather_varcount_into", Some(root), bytes), e)
+        })
     }
 
     /// [`gather_varcount_into_root`](Self::gather_varcount_into_root)
@@ -911,7 +919,7 @@ pub trait Root {
         let bytes = send.as_bytes().len();
         self.try_gather_varcount_into_root(send, receive)
             .unwrap_or_else(|e| {
-                comm.fatal(context("gather_varcount_into_root", Some(root), bytes), e)
+                comm.handle_error(context("gather_varcount_into_root", Some(root), bytes), e)
             })
     }
 
@@ -928,7 +936,7 @@ pub trait Root {
         let (comm, root) = self.root();
         let bytes = receive.as_bytes_mut().len();
         self.try_scatter_into(receive)
-            .unwrap_or_else(|e| comm.fatal(context("scatter_into", Some(root), bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("scatter_into", Some(root), bytes), e))
     }
 
     /// [`scatter_into_root`](Self::scatter_into_root) returning errors.
@@ -957,7 +965,9 @@ pub trait Root {
         let (comm, root) = self.root();
         let bytes = send.as_bytes().len();
         self.try_scatter_into_root(send, receive)
-            .unwrap_or_else(|e| comm.fatal(context("scatter_into_root", Some(root), bytes), e))
+            .unwrap_or_else(|e| {
+                comm.handle_error(context("scatter_into_root", Some(root), bytes), e)
+            })
     }
 
     /// [`scatter_varcount_into`](Self::scatter_varcount_into) returning
@@ -977,8 +987,9 @@ pub trait Root {
     fn scatter_varcount_into<R: BufferMut + ?Sized>(&self, receive: &mut R) {
         let (comm, root) = self.root();
         let bytes = receive.as_bytes_mut().len();
-        self.try_scatter_varcount_into(receive)
-            .unwrap_or_else(|e| comm.fatal(context("scatter_varcount_into", Some(root), bytes), e))
+        self.try_scatter_varcount_into(receive).unwrap_or_else(|e| {
+            comm.handle_error(context("scatter_varcount_into", Some(root), bytes), e)
+        })
     }
 
     /// [`scatter_varcount_into_root`](Self::scatter_varcount_into_root)
@@ -1010,7 +1021,7 @@ pub trait Root {
         let bytes = receive.as_bytes_mut().len();
         self.try_scatter_varcount_into_root(send, receive)
             .unwrap_or_else(|e| {
-                comm.fatal(context("scatter_varcount_into_root", Some(root), bytes), e)
+                comm.handle_error(context("scatter_varcount_into_root", Some(root), bytes), e)
             })
     }
 
@@ -1041,7 +1052,7 @@ pub trait Root {
         let (comm, root) = self.root();
         let bytes = send.as_bytes().len();
         self.try_reduce_into(send, op)
-            .unwrap_or_else(|e| comm.fatal(context("reduce_into", Some(root), bytes), e))
+            .unwrap_or_else(|e| comm.handle_error(context("reduce_into", Some(root), bytes), e))
     }
 
     /// [`reduce_into_root`](Self::reduce_into_root) returning errors.
@@ -1076,7 +1087,9 @@ pub trait Root {
         let (comm, root) = self.root();
         let bytes = send.as_bytes().len();
         self.try_reduce_into_root(send, receive, op)
-            .unwrap_or_else(|e| comm.fatal(context("reduce_into_root", Some(root), bytes), e))
+            .unwrap_or_else(|e| {
+                comm.handle_error(context("reduce_into_root", Some(root), bytes), e)
+            })
     }
 
     /// Non-blocking broadcast (MPI_Ibcast, MPI 4.1 §6.12.2).

@@ -1,11 +1,14 @@
 //! Start-up and shutdown (MPI 4.1 chapter 11): [`initialize`] wires this
 //! rank to the others, and dropping the [`Universe`] finalizes.
 //!
-//! Start-up: read rank and size from the process manager, listen on
-//! loopback (or `MPIRT_BIND_ADDR`), create this rank's shared-memory
+//! Start-up: read rank and size from the process manager, listen (on
+//! loopback for a one-node job, else on the address
+//! [`crate::bootstrap::net`] chooses), create this rank's shared-memory
 //! segment, publish a business card through PMI (`put`, then a fence), and
-//! read the others' cards. Peers with this rank's node identity are reached
-//! through shared memory (their segments are mapped now), others by TCP:
+//! read the others' cards. Peers on this rank's node are reached through
+//! shared memory (their segments are mapped now), others by TCP. "On this
+//! node" means the process manager's `PMI_process_mapping` says so (when it
+//! publishes one) *and* the cards' node identities agree:
 //! this rank connects to every lower rank (the fixed rule: the higher rank
 //! connects), and higher ranks' connections are admitted as they arrive.
 //! `MPIRT_TRANSPORT=tcp|shm|auto` forces a choice. A second fence tells
@@ -19,14 +22,14 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::bootstrap::{pmi, Bootstrap};
+use crate::bootstrap::{net, pmi, Bootstrap};
 use crate::engine::{Limits, RequestId, Status as EngineStatus};
 use crate::error::{Error, Operation};
 use crate::progress::{Progress, WaitPolicy, Wiring};
@@ -53,6 +56,33 @@ pub(crate) struct Runtime {
     finalized: AtomicBool,
     /// The attached buffer of buffered sends (MPI_Buffer_attach).
     pub(crate) attached: Mutex<crate::buffered::AttachedBuffer>,
+    /// The world communicator's error handler, shared by every handle
+    /// `Universe::world` gives out.
+    pub(crate) world_error_handler: Arc<std::sync::atomic::AtomicU8>,
+    /// How this rank reaches each peer, indexed by rank.
+    links: Vec<LinkKind>,
+}
+
+/// How this rank reaches one peer ([`Universe::peer_links`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// The rank itself.
+    SelfLink,
+    /// Shared memory: the peer runs on this node.
+    SharedMemory,
+    /// A TCP connection.
+    Tcp,
+}
+
+impl LinkKind {
+    /// A short name: `self`, `shm` or `tcp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkKind::SelfLink => "self",
+            LinkKind::SharedMemory => "shm",
+            LinkKind::Tcp => "tcp",
+        }
+    }
 }
 
 /// The MPI environment (rsmpi's `Universe`). Dropping it finalizes.
@@ -206,8 +236,15 @@ impl Card {
 }
 
 /// This host's identity: the same for every process of one machine that
-/// shares its network, IPC and mount namespaces (so loopback addresses and
-/// `/dev/shm` mean the same to both); `MPIRT_NODE_ID` overrides it.
+/// shares its network, IPC and PID namespaces and its `/dev/shm` (so
+/// loopback addresses, shared-memory segment names and the pids that
+/// cross-memory attach needs mean the same to both); `MPIRT_NODE_ID`
+/// overrides it.
+///
+/// `/dev/shm` is identified by its device and inode, not by the mount
+/// namespace: `ip netns exec` gives every command its own mount namespace
+/// (to remount `/sys`), while `/dev/shm` stays the same file system, so two
+/// ranks started that way in one network namespace share memory.
 fn node_identity() -> String {
     if let Ok(id) = std::env::var("MPIRT_NODE_ID") {
         return id.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
@@ -217,9 +254,16 @@ fn node_identity() -> String {
         .unwrap_or_default()
         .hash(&mut hasher);
     processor_name().hash(&mut hasher);
-    for namespace in ["net", "ipc", "mnt"] {
+    for namespace in ["net", "ipc", "pid"] {
         std::fs::read_link(format!("/proc/self/ns/{namespace}"))
             .map(|p| p.display().to_string())
+            .unwrap_or_default()
+            .hash(&mut hasher);
+    }
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/dev/shm")
+            .map(|m| (m.dev(), m.ino()))
             .unwrap_or_default()
             .hash(&mut hasher);
     }
@@ -236,18 +280,6 @@ fn random_token() -> Result<Token, Error> {
     Ok(token)
 }
 
-fn bind_address() -> Result<SocketAddr, Error> {
-    match std::env::var("MPIRT_BIND_ADDR") {
-        Ok(text) => text
-            .parse::<IpAddr>()
-            .map(|ip| SocketAddr::new(ip, 0))
-            .map_err(|_| {
-                Error::Bootstrap(format!("MPIRT_BIND_ADDR={text:?} is not an IP address"))
-            }),
-        Err(_) => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
-    }
-}
-
 impl Runtime {
     fn start() -> Result<Runtime, Error> {
         let settings = Settings::from_env()?;
@@ -261,9 +293,16 @@ impl Runtime {
             segment: None,
         };
         let mut ranks_on_host = 1;
+        let mut links = vec![LinkKind::SelfLink; size.max(1) as usize];
         if size > 1 {
-            let listener = tcp::listen(bind_address()?)
-                .map_err(|e| Error::Bootstrap(format!("cannot listen: {e}")))?;
+            let mapping = bootstrap.process_mapping();
+            let mapped_nodes = mapping.as_ref().map(|m| m.nodes_of(size as usize));
+            let one_node = mapped_nodes
+                .as_ref()
+                .is_none_or(|nodes| nodes.iter().all(|n| *n == nodes[0]));
+            let bind = net::rank_listen_address(one_node)?;
+            let listener = tcp::listen(bind)
+                .map_err(|e| Error::Bootstrap(format!("cannot listen on {bind}: {e}")))?;
             let address = listener.local_addr()?;
             let mut segment = match settings.transport {
                 TransportChoice::Tcp => None,
@@ -311,12 +350,23 @@ impl Runtime {
                     Error::Bootstrap(format!("rank {peer}'s business card is malformed"))
                 })?);
             }
-            ranks_on_host = cards.iter().filter(|c| c.node == me.node).count();
+            // On this node: the process map (if any) and the node identity agree.
+            let same_node = |peer: usize, card: &Card| {
+                card.node == me.node
+                    && mapped_nodes
+                        .as_ref()
+                        .is_none_or(|nodes| nodes.get(peer) == nodes.get(rank as usize))
+            };
+            ranks_on_host = cards
+                .iter()
+                .enumerate()
+                .filter(|(peer, c)| same_node(*peer, c))
+                .count();
             if settings.transport == TransportChoice::Shm {
                 if let Some((peer, card)) = cards
                     .iter()
                     .enumerate()
-                    .find(|(_, c)| c.node != me.node || c.shm.is_none())
+                    .find(|(peer, c)| !same_node(*peer, c) || c.shm.is_none())
                 {
                     return Err(Error::Bootstrap(format!(
                         "MPIRT_TRANSPORT=shm, but rank {peer} (pid {}) is on another node or offers no shared memory; use auto or tcp for jobs across nodes",
@@ -326,12 +376,19 @@ impl Runtime {
             }
             // Shared memory with a peer when both offer it on one node.
             let mine = segment.as_ref().map(|s| s.name().to_string());
-            let shared = |card: &Card| mine.is_some() && card.shm.is_some() && card.node == me.node;
+            let shared = |peer: usize, card: &Card| {
+                mine.is_some() && card.shm.is_some() && same_node(peer, card)
+            };
             let mut peer_segments = Vec::new();
             for (peer, card) in cards.iter().enumerate() {
-                if peer as i32 == rank || !shared(card) {
+                if peer as i32 == rank {
                     continue;
                 }
+                if !shared(peer, card) {
+                    links[peer] = LinkKind::Tcp;
+                    continue;
+                }
+                links[peer] = LinkKind::SharedMemory;
                 let name = card.shm.as_deref().unwrap_or_default();
                 let theirs = Segment::open(name, size as usize).map_err(|e| {
                     Error::Bootstrap(format!(
@@ -342,7 +399,7 @@ impl Runtime {
             }
             let handshake = Handshake { token, rank, size }.encode();
             for (peer, card) in cards.iter().enumerate().take(rank as usize) {
-                if shared(card) {
+                if shared(peer, card) {
                     continue;
                 }
                 let connect = || -> std::io::Result<std::net::TcpStream> {
@@ -395,6 +452,8 @@ impl Runtime {
             bootstrap: Mutex::new(bootstrap),
             finalized: AtomicBool::new(false),
             attached: Mutex::new(Default::default()),
+            world_error_handler: Default::default(),
+            links,
         })
     }
 
@@ -413,10 +472,16 @@ impl Runtime {
         }
     }
 
-    /// MPI's default error handler: print one line naming this rank, the
-    /// operation and the error, and end the whole job.
+    /// The one line that reports `error`: this rank, the operation with its
+    /// peer or root, tag and sizes, and the error.
+    pub(crate) fn describe(&self, operation: Operation<'_>, error: &Error) -> String {
+        format!("mpirt: rank {}: {operation}: {error}", self.rank)
+    }
+
+    /// MPI's default error handler: print the error's one line and end the
+    /// whole job.
     pub(crate) fn fatal(&self, operation: Operation<'_>, error: Error) -> ! {
-        let message = format!("mpirt: rank {}: {operation}: {error}", self.rank);
+        let message = self.describe(operation, &error);
         eprintln!("{message}");
         if matches!(error, Error::PeerLost { .. }) {
             // A lost peer has most likely died; its launcher will report the
@@ -491,6 +556,13 @@ impl Universe {
     /// stranger knocking at a rank's port.
     pub fn listen_address(&self) -> Option<std::net::SocketAddr> {
         self.runtime.progress.lock().listen_address()
+    }
+
+    /// How this rank reaches each rank of the world, indexed by rank: itself,
+    /// shared memory or TCP. For diagnostics, and for tests that check which
+    /// transport each pair of ranks chose.
+    pub fn peer_links(&self) -> Vec<LinkKind> {
+        self.runtime.links.clone()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The error type of every `try_` operation, with MPI's error classes where
-//! they exist (MPI 4.1 §9.4).
+//! they exist (MPI 4.1 §9.4), and the error handlers that decide what the
+//! operations without a `Result` do with one (MPI 4.1 §9.3).
 
 use std::fmt;
 
@@ -95,37 +96,142 @@ impl From<std::io::Error> for Error {
     }
 }
 
-/// Which operation failed, on what: the context of a fatal error message.
+/// What a communicator's operations do with an error they cannot return
+/// (MPI_Comm_set_errhandler, MPI 4.1 §9.3.1). Set with
+/// [`Communicator::set_error_handler`](crate::traits::Communicator::set_error_handler);
+/// communicators made from one (duplicate, split) inherit its handler, as
+/// MPI 4.1 §9.3 says.
+///
+/// The `try_` forms always return their error: choosing one is choosing
+/// MPI_ERRORS_RETURN for that call. The handler decides for the rsmpi-shaped
+/// forms, whose signatures have no room for an error, and for errors found
+/// where no call can return them (a request dropped in flight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorHandler {
+    /// MPI_ERRORS_ARE_FATAL, the default: print one line naming the rank,
+    /// the operation, the peer or root, the tag, the sizes and the error,
+    /// and end the whole job (exit code 1, or the launcher's report of the
+    /// lost peer).
+    #[default]
+    Fatal,
+    /// MPI_ERRORS_RETURN: the error goes back to the caller. The
+    /// rsmpi-shaped forms return nothing, so they unwind instead (a panic
+    /// whose payload is the same one-line message, as the C++ bindings'
+    /// `ERRORS_THROW_EXCEPTIONS` throw): the calling thread can catch it
+    /// with `std::panic::catch_unwind`, or leave it to end this rank alone.
+    Return,
+}
+
+impl ErrorHandler {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            ErrorHandler::Fatal => 0,
+            ErrorHandler::Return => 1,
+        }
+    }
+
+    pub(crate) fn from_u8(value: u8) -> ErrorHandler {
+        match value {
+            1 => ErrorHandler::Return,
+            _ => ErrorHandler::Fatal,
+        }
+    }
+}
+
+/// Which operation failed, on what: the context of an error message.
 #[derive(Debug, Clone, Copy)]
 pub struct Operation<'a> {
     /// The API call, e.g. `"receive_into"`.
     pub name: &'a str,
-    /// The peer or root, in the communicator's numbering, if any.
+    /// The peer, in the communicator's numbering, if any.
     pub peer: Option<i32>,
+    /// The root of a rooted collective, in the communicator's numbering.
+    pub root: Option<i32>,
     /// The tag, if any.
     pub tag: Option<i32>,
     /// Bytes involved, if known.
     pub bytes: Option<usize>,
 }
 
+impl<'a> Operation<'a> {
+    /// An operation on no particular rank (a communicator constructor).
+    pub fn named(name: &'a str) -> Self {
+        Operation {
+            name,
+            peer: None,
+            root: None,
+            tag: None,
+            bytes: None,
+        }
+    }
+
+    /// A point-to-point operation with `peer` (or [`ANY_SOURCE`](crate::ANY_SOURCE)).
+    pub fn point_to_point(name: &'a str, peer: i32, tag: i32, bytes: Option<usize>) -> Self {
+        Operation {
+            peer: Some(peer),
+            tag: Some(tag),
+            bytes,
+            ..Operation::named(name)
+        }
+    }
+
+    /// A collective operation, rooted at `root` if it has one.
+    pub fn collective(name: &'a str, root: Option<i32>, bytes: usize) -> Self {
+        Operation {
+            root,
+            bytes: Some(bytes),
+            ..Operation::named(name)
+        }
+    }
+}
+
 impl fmt::Display for Operation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)?;
-        if let Some(p) = self.peer {
-            if p == crate::ANY_SOURCE {
-                f.write_str(" from any rank")?;
-            } else {
-                write!(f, " with rank {p}")?;
-            }
+        let mut details = Vec::new();
+        match self.peer {
+            Some(crate::ANY_SOURCE) => details.push("peer any".to_string()),
+            Some(p) => details.push(format!("peer {p}")),
+            None => {}
+        }
+        if let Some(r) = self.root {
+            details.push(format!("root {r}"));
         }
         match self.tag {
-            Some(crate::ANY_TAG) => f.write_str(", any tag")?,
-            Some(t) => write!(f, ", tag {t}")?,
+            Some(crate::ANY_TAG) => details.push("tag any".to_string()),
+            Some(t) => details.push(format!("tag {t}")),
             None => {}
         }
         if let Some(b) = self.bytes {
-            write!(f, ", {b} bytes")?;
+            details.push(format!("{b} bytes"));
+        }
+        f.write_str(self.name)?;
+        if !details.is_empty() {
+            write!(f, " ({})", details.join(", "))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operation_names_its_peer_tag_and_size_in_one_line() {
+        let op = Operation::point_to_point("receive_into", 3, 7, Some(16));
+        assert_eq!(op.to_string(), "receive_into (peer 3, tag 7, 16 bytes)");
+        let any = Operation::point_to_point("probe", crate::ANY_SOURCE, crate::ANY_TAG, None);
+        assert_eq!(any.to_string(), "probe (peer any, tag any)");
+        let rooted = Operation::collective("broadcast_into", Some(2), 8);
+        assert_eq!(rooted.to_string(), "broadcast_into (root 2, 8 bytes)");
+        assert_eq!(Operation::named("duplicate").to_string(), "duplicate");
+    }
+
+    #[test]
+    fn error_handlers_round_trip_through_their_stored_form() {
+        for h in [ErrorHandler::Fatal, ErrorHandler::Return] {
+            assert_eq!(ErrorHandler::from_u8(h.to_u8()), h);
+        }
+        assert_eq!(ErrorHandler::default(), ErrorHandler::Fatal);
     }
 }

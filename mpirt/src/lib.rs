@@ -38,9 +38,9 @@ pub mod wire;
 pub use buffered::{Stats, BSEND_OVERHEAD};
 pub use environment::{
     initialize, initialize_with_threading, processor_name, time, time_resolution, try_initialize,
-    Threading, Universe,
+    LinkKind, Threading, Universe,
 };
-pub use error::Error;
+pub use error::{Error, ErrorHandler};
 
 /// A rank within a communicator (MPI uses `int`).
 pub type Rank = i32;

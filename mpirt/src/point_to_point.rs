@@ -3,9 +3,10 @@
 //! any process) one receives from, and the `send_receive*` functions.
 //!
 //! Every operation has two forms. The rsmpi form (`send`, `receive_into`,
-//! ...) treats errors as fatal, as MPI does by default: it prints one line
-//! naming this rank, the operation, the peer, the tag and the sizes, and ends
-//! the job. The `try_` form returns the [`Error`] instead.
+//! ...) hands an error to the communicator's [`ErrorHandler`](crate::ErrorHandler):
+//! by default errors are fatal, as in MPI: one line naming this rank, the
+//! operation, the peer, the tag and the sizes, and the job ends. The `try_`
+//! form returns the [`Error`] instead.
 //!
 //! When each send mode completes (DESIGN.md, "Point-to-point"):
 //!
@@ -207,6 +208,34 @@ pub(crate) fn wait(comm: &SimpleCommunicator, id: RequestId) -> Result<Status, E
     Ok(Status::from_engine(comm, status))
 }
 
+/// Waits for two requests in one progress loop (a send-receive's halves):
+/// one lock and one pump a round instead of a loop for each.
+pub(crate) fn wait_both(
+    comm: &SimpleCommunicator,
+    first: RequestId,
+    second: RequestId,
+) -> (Result<Status, Error>, Result<Status, Error>) {
+    let mut outcomes = (None, None);
+    let (a, b) = comm.runtime().progress.wait_for(|state| {
+        if outcomes.0.is_none() {
+            outcomes.0 = state.engine.take_outcome(first);
+        }
+        if outcomes.1.is_none() {
+            outcomes.1 = state.engine.take_outcome(second);
+        }
+        match &outcomes {
+            (Some(_), Some(_)) => outcomes.0.take().zip(outcomes.1.take()),
+            _ => None,
+        }
+    });
+    let finish = |outcome: Result<crate::engine::Status, Error>| {
+        outcome
+            .map(|s| Status::from_engine(comm, s))
+            .map_err(|e| comm.localize(e))
+    };
+    (finish(a), finish(b))
+}
+
 /// Sends `bytes` and waits as `mode` says.
 fn send_bytes(
     comm: &SimpleCommunicator,
@@ -260,7 +289,7 @@ fn receive_value<T: Equivalence>(
     receive_one(|bytes| receive_bytes(comm, source, tag, bytes))
 }
 
-fn fatal<T>(
+fn or_handle<T>(
     comm: &SimpleCommunicator,
     name: &str,
     peer: Rank,
@@ -268,17 +297,8 @@ fn fatal<T>(
     bytes: Option<usize>,
     result: Result<T, Error>,
 ) -> T {
-    result.unwrap_or_else(|e| {
-        comm.fatal(
-            Operation {
-                name,
-                peer: Some(peer),
-                tag: Some(tag),
-                bytes,
-            },
-            e,
-        )
-    })
+    result
+        .unwrap_or_else(|e| comm.handle_error(Operation::point_to_point(name, peer, tag, bytes), e))
 }
 
 macro_rules! blocking_send {
@@ -295,7 +315,7 @@ macro_rules! blocking_send {
         $($unsafety)? fn $with_tag<B: Buffer + ?Sized>(&self, buf: &B, tag: Tag) {
             let (comm, rank) = self.destination();
             let bytes = buf.as_bytes();
-            fatal(comm, $mode.name(false), rank, tag, Some(bytes.len()), send_bytes(comm, rank, tag, bytes, $mode))
+            or_handle(comm, $mode.name(false), rank, tag, Some(bytes.len()), send_bytes(comm, rank, tag, bytes, $mode))
         }
 
         /// The `Result` form, with tag 0.
@@ -310,7 +330,7 @@ macro_rules! blocking_send {
         $($unsafety)? fn $name<B: Buffer + ?Sized>(&self, buf: &B) {
             let (comm, rank) = self.destination();
             let bytes = buf.as_bytes();
-            fatal(comm, $mode.name(false), rank, 0, Some(bytes.len()), send_bytes(comm, rank, 0, bytes, $mode))
+            or_handle(comm, $mode.name(false), rank, 0, Some(bytes.len()), send_bytes(comm, rank, 0, bytes, $mode))
         }
     };
 }
@@ -342,7 +362,7 @@ macro_rules! immediate_send {
         ) -> Request<'a, B, S> {
             let (comm, rank) = self.destination();
             let len = Some(buf.as_bytes().len());
-            fatal(comm, $mode.name(true), rank, tag, len, self.$try_with_tag(scope, buf, tag))
+            or_handle(comm, $mode.name(true), rank, tag, len, self.$try_with_tag(scope, buf, tag))
         }
 
         /// The same with tag 0.
@@ -441,7 +461,7 @@ pub trait Source {
         let (comm, rank) = self.source();
         let bytes = buf.as_bytes_mut();
         let len = bytes.len();
-        fatal(
+        or_handle(
             comm,
             "receive_into",
             rank,
@@ -470,7 +490,7 @@ pub trait Source {
     /// Receives one value of `T` with `tag` (MPI_Recv of count 1).
     fn receive_with_tag<T: Equivalence>(&self, tag: Tag) -> (T, Status) {
         let (comm, rank) = self.source();
-        fatal(
+        or_handle(
             comm,
             "receive",
             rank,
@@ -504,7 +524,7 @@ pub trait Source {
     /// then MPI_Mrecv, MPI 4.1 §3.8.2).
     fn receive_vec_with_tag<T: Equivalence>(&self, tag: Tag) -> (Vec<T>, Status) {
         let (comm, rank) = self.source();
-        fatal(
+        or_handle(
             comm,
             "receive_vec",
             rank,
@@ -555,7 +575,7 @@ pub trait Source {
     ) -> Request<'a, B, S> {
         let (comm, rank) = self.source();
         let result = self.try_immediate_receive_into_with_tag(scope, buf, tag);
-        fatal(comm, "immediate_receive_into", rank, tag, None, result)
+        or_handle(comm, "immediate_receive_into", rank, tag, None, result)
     }
 
     /// MPI_Irecv of any tag into `buf`.
@@ -577,7 +597,7 @@ pub trait Source {
             ptr: value.as_mut_ptr().cast(),
             len: size,
         };
-        let id = fatal(
+        let id = or_handle(
             comm,
             "immediate_receive",
             rank,
@@ -624,7 +644,7 @@ pub trait Source {
     /// without receiving it (MPI_Probe, MPI 4.1 §3.8.1).
     fn probe_with_tag(&self, tag: Tag) -> Status {
         let (comm, rank) = self.source();
-        fatal(comm, "probe", rank, tag, None, self.try_probe_with_tag(tag))
+        or_handle(comm, "probe", rank, tag, None, self.try_probe_with_tag(tag))
     }
 
     /// [`probe`](Self::probe) returning errors.
@@ -653,7 +673,7 @@ pub trait Source {
     /// it (MPI_Iprobe, MPI 4.1 §3.8.1). Makes progress once.
     fn immediate_probe_with_tag(&self, tag: Tag) -> Option<Status> {
         let (comm, rank) = self.source();
-        fatal(
+        or_handle(
             comm,
             "immediate_probe",
             rank,
@@ -690,7 +710,7 @@ pub trait Source {
     /// the returned [`Message`] can receive it (MPI_Mprobe, MPI 4.1 §3.8.2).
     fn matched_probe_with_tag(&self, tag: Tag) -> (Message, Status) {
         let (comm, rank) = self.source();
-        fatal(
+        or_handle(
             comm,
             "matched_probe",
             rank,
@@ -723,7 +743,7 @@ pub trait Source {
                     )
                 })
         });
-        fatal(comm, "immediate_matched_probe", rank, tag, None, result)
+        or_handle(comm, "immediate_matched_probe", rank, tag, None, result)
     }
 
     /// MPI_Improbe with any tag.
@@ -775,7 +795,7 @@ impl Message {
         let comm = self.comm.clone();
         let len = buf.as_bytes_mut().len();
         let result = self.try_matched_receive_into(buf);
-        fatal(
+        or_handle(
             &comm,
             "matched_receive_into",
             ANY_SOURCE,
@@ -813,7 +833,7 @@ impl Message {
     /// Receives the message into a new vector of `T`.
     pub fn matched_receive_vec<T: Equivalence>(self) -> (Vec<T>, Status) {
         let comm = self.comm.clone();
-        fatal(
+        or_handle(
             &comm,
             "matched_receive_vec",
             ANY_SOURCE,
@@ -828,7 +848,7 @@ impl Message {
         let comm = self.comm.clone();
         let size = std::mem::size_of::<T>();
         let result = receive_one(|bytes| self.receive_bytes(UserBuffer::from_mut_slice(bytes)));
-        fatal(
+        or_handle(
             &comm,
             "matched_receive",
             ANY_SOURCE,
@@ -905,7 +925,7 @@ where
     let result =
         try_send_receive_into_with_tags(msg, destination, sendtag, buf, source, receivetag);
     let (comm, to) = destination.destination();
-    fatal(
+    or_handle(
         comm,
         "send_receive_into",
         to,
@@ -944,7 +964,7 @@ where
         try_send_receive_into_with_tags(msg, destination, sendtag, bytes, source, receivetag)
     });
     let (comm, to) = destination.destination();
-    fatal(
+    or_handle(
         comm,
         "send_receive",
         to,

@@ -415,8 +415,12 @@ impl State {
             let mut exchange = || -> Result<bool, LinkError> {
                 let wrote = link.flush(peer, engine)?;
                 let read = link.receive(peer, engine)?;
-                // Receiving may have queued answers (clear-to-send, acks).
-                let answered = link.flush(peer, engine)?;
+                // Receiving may have queued answers (clear-to-send, acks);
+                // a TCP link cannot tell whether it read anything.
+                let answered = match link {
+                    Link::Shm(_) if !read => false,
+                    _ => link.flush(peer, engine)?,
+                };
                 Ok(wrote || read || answered)
             };
             match exchange() {

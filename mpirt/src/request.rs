@@ -44,12 +44,7 @@ pub(crate) struct Purpose {
 
 impl Purpose {
     fn operation(&self) -> Operation<'static> {
-        Operation {
-            name: self.name,
-            peer: Some(self.peer),
-            tag: Some(self.tag),
-            bytes: Some(self.bytes),
-        }
+        Operation::point_to_point(self.name, self.peer, self.tag, Some(self.bytes))
     }
 }
 
@@ -170,7 +165,7 @@ impl<'a, D: ?Sized, S: Scope<'a>> Request<'a, D, S> {
     pub fn wait(self) -> Status {
         let (comm, purpose) = (self.comm.clone(), self.purpose);
         self.try_wait()
-            .unwrap_or_else(|e| comm.fatal(purpose.operation(), e))
+            .unwrap_or_else(|e| comm.handle_error(purpose.operation(), e))
     }
 
     /// Waits, then hands back the buffer (rsmpi's `wait_for_data`).
@@ -202,7 +197,7 @@ impl<'a, D: ?Sized, S: Scope<'a>> Request<'a, D, S> {
     pub fn test(self) -> Result<Status, Self> {
         let (comm, purpose) = (self.comm.clone(), self.purpose);
         self.try_test()
-            .unwrap_or_else(|e| comm.fatal(purpose.operation(), e))
+            .unwrap_or_else(|e| comm.handle_error(purpose.operation(), e))
     }
 
     /// Asks to cancel the operation (MPI_Cancel, MPI 4.1 §3.8.4). A receive
@@ -494,7 +489,7 @@ impl<T: Equivalence> ReceiveFuture<T> {
         let request = self.request.as_ref().expect("a pending receive");
         let (comm, purpose) = (request.comm.clone(), request.purpose);
         self.try_get()
-            .unwrap_or_else(|e| comm.fatal(purpose.operation(), e))
+            .unwrap_or_else(|e| comm.handle_error(purpose.operation(), e))
     }
 }
 

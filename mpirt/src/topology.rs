@@ -10,11 +10,11 @@
 //! never reuses an id, so two communicators that share a member can never
 //! share an id (disjoint groups from one split may, harmlessly, as in MPICH).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::environment::Runtime;
-use crate::error::{Error, Operation};
+use crate::error::{Error, ErrorHandler, Operation};
 use crate::{Rank, ANY_SOURCE};
 
 /// The world communicator's point-to-point context (its collectives use 1).
@@ -50,6 +50,9 @@ pub struct SimpleCommunicator {
     members: Arc<Members>,
     /// This process's rank in the group.
     rank: Rank,
+    /// The [`ErrorHandler`] (as `to_u8`), shared by every handle of this
+    /// communicator; a derived communicator gets a copy of its own.
+    error_handler: Arc<AtomicU8>,
 }
 
 impl SimpleCommunicator {
@@ -58,11 +61,13 @@ impl SimpleCommunicator {
             world_ranks: (0..runtime.size).collect(),
         };
         let rank = runtime.rank;
+        let error_handler = runtime.world_error_handler.clone();
         SimpleCommunicator {
             runtime,
             context: WORLD_CONTEXT,
             members: Arc::new(members),
             rank,
+            error_handler,
         }
     }
 
@@ -128,9 +133,25 @@ impl SimpleCommunicator {
         }
     }
 
-    /// Ends with MPI's default error handler (errors are fatal).
-    pub(crate) fn fatal(&self, operation: Operation<'_>, error: Error) -> ! {
-        self.runtime.fatal(operation, error)
+    /// Hands an error that `operation` cannot return to this communicator's
+    /// [`ErrorHandler`]: the job ends, or the calling thread unwinds.
+    pub(crate) fn handle_error(&self, operation: Operation<'_>, error: Error) -> ! {
+        match Communicator::error_handler(self) {
+            ErrorHandler::Fatal => self.runtime.fatal(operation, error),
+            ErrorHandler::Return => panic!("{}", self.runtime.describe(operation, &error)),
+        }
+    }
+
+    /// A handle on a new communicator: inherits this one's error handler
+    /// (MPI 4.1 §9.3) but no longer shares it.
+    fn derived(&self, context: u32, members: Arc<Members>, rank: Rank) -> SimpleCommunicator {
+        SimpleCommunicator {
+            runtime: self.runtime.clone(),
+            context,
+            members,
+            rank,
+            error_handler: Arc::new(AtomicU8::new(Communicator::error_handler(self).to_u8())),
+        }
     }
 
     /// Agrees with the members of `self` on a fresh context id.
@@ -144,37 +165,20 @@ impl SimpleCommunicator {
     fn with_members(&self, context: u32, world_ranks: Vec<i32>) -> Option<SimpleCommunicator> {
         let me = self.runtime.rank;
         let rank = world_ranks.iter().position(|&w| w == me)? as Rank;
-        Some(SimpleCommunicator {
-            runtime: self.runtime.clone(),
-            context,
-            members: Arc::new(Members { world_ranks }),
-            rank,
-        })
+        Some(self.derived(context, Arc::new(Members { world_ranks }), rank))
     }
 
     /// [`duplicate`](Self::duplicate) returning errors.
     pub fn try_duplicate(&self) -> Result<SimpleCommunicator, Error> {
         let context = self.agree_on_context()?;
-        Ok(SimpleCommunicator {
-            context,
-            ..self.clone()
-        })
+        Ok(self.derived(context, self.members.clone(), self.rank))
     }
 
     /// A communicator with the same group and a new context (MPI_Comm_dup,
     /// MPI 4.1 §7.4.2). Collective.
     pub fn duplicate(&self) -> SimpleCommunicator {
-        self.try_duplicate().unwrap_or_else(|e| {
-            self.fatal(
-                Operation {
-                    name: "duplicate",
-                    peer: None,
-                    tag: None,
-                    bytes: None,
-                },
-                e,
-            )
-        })
+        self.try_duplicate()
+            .unwrap_or_else(|e| self.handle_error(Operation::named("duplicate"), e))
     }
 
     /// [`split_by_color_with_key`](Self::split_by_color_with_key) returning
@@ -211,17 +215,7 @@ impl SimpleCommunicator {
     /// [`Color::undefined`] get `None`.
     pub fn split_by_color_with_key(&self, color: Color, key: i32) -> Option<SimpleCommunicator> {
         self.try_split_by_color_with_key(color, key)
-            .unwrap_or_else(|e| {
-                self.fatal(
-                    Operation {
-                        name: "split_by_color_with_key",
-                        peer: None,
-                        tag: None,
-                        bytes: None,
-                    },
-                    e,
-                )
-            })
+            .unwrap_or_else(|e| self.handle_error(Operation::named("split_by_color_with_key"), e))
     }
 
     /// [`split_by_color_with_key`](Self::split_by_color_with_key) with the
@@ -245,15 +239,7 @@ impl SimpleCommunicator {
     pub fn split_by_subgroup_collective(&self, group: &UserGroup) -> Option<SimpleCommunicator> {
         self.try_split_by_subgroup_collective(group)
             .unwrap_or_else(|e| {
-                self.fatal(
-                    Operation {
-                        name: "split_by_subgroup_collective",
-                        peer: None,
-                        tag: None,
-                        bytes: None,
-                    },
-                    e,
-                )
+                self.handle_error(Operation::named("split_by_subgroup_collective"), e)
             })
     }
 
@@ -278,17 +264,8 @@ impl SimpleCommunicator {
     /// A communicator of `group`'s members, called by the members only
     /// (MPI_Comm_create_group, MPI 4.1 §7.4.2).
     pub fn split_by_subgroup(&self, group: &UserGroup) -> Option<SimpleCommunicator> {
-        self.try_split_by_subgroup(group).unwrap_or_else(|e| {
-            self.fatal(
-                Operation {
-                    name: "split_by_subgroup",
-                    peer: None,
-                    tag: None,
-                    bytes: None,
-                },
-                e,
-            )
-        })
+        self.try_split_by_subgroup(group)
+            .unwrap_or_else(|e| self.handle_error(Operation::named("split_by_subgroup"), e))
     }
 }
 
@@ -467,6 +444,21 @@ pub trait Communicator {
             members: comm.members.clone(),
             me: comm.runtime.rank,
         }
+    }
+
+    /// This communicator's error handler (MPI_Comm_get_errhandler, MPI 4.1
+    /// §9.3.1).
+    fn error_handler(&self) -> ErrorHandler {
+        ErrorHandler::from_u8(self.as_simple().error_handler.load(Ordering::Relaxed))
+    }
+
+    /// Sets what the operations of this communicator (every handle of it)
+    /// do with errors they cannot return (MPI_Comm_set_errhandler, MPI 4.1
+    /// §9.3.1); communicators made from it later inherit the choice.
+    fn set_error_handler(&self, handler: ErrorHandler) {
+        self.as_simple()
+            .error_handler
+            .store(handler.to_u8(), Ordering::Relaxed);
     }
 
     /// Ends every rank of the job with `errorcode` (MPI_Abort, MPI 4.1

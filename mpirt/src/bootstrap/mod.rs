@@ -5,9 +5,21 @@
 //!   PMI-1 server (mpirt's `mpirun`, MPICH's Hydra, Slurm's pmi2 plugin);
 //! - `PMI_PORT` (`host:port`, + `PMI_ID`): a server to connect to;
 //! - neither: a singleton job of one rank, as a C MPI program run without a
-//!   launcher.
+//!   launcher; but a task of a Slurm job step of several tasks given neither
+//!   (`srun --mpi=none`) is an error, not one of N lone singletons.
+//!
+//! Over `PMI_PORT`, a rank started by mpirt's `mpirun` on another host also
+//! proves it belongs to the job: `MPIRT_PMI_SECRET` (a per-job secret the
+//! launcher hands each remote rank) travels as `secret=` in the first line,
+//! `cmd=initack`; the launcher drops connections without it. Other process
+//! managers ignore the extra key.
+//!
+//! [`process_mapping`] reads `PMI_process_mapping` (which ranks share a
+//! node) and [`net`] picks the address a rank listens on.
 
+pub mod net;
 pub mod pmi;
+pub mod process_mapping;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -80,6 +92,9 @@ impl Bootstrap {
             let id = env_int("PMI_ID")?.unwrap_or(0);
             return Bootstrap::over_port(stream, id);
         }
+        if let Some(advice) = srun_without_pmi(|name| std::env::var(name).ok()) {
+            return Err(Error::Bootstrap(advice));
+        }
         Ok(Bootstrap {
             rank: 0,
             size: 1,
@@ -94,7 +109,14 @@ impl Bootstrap {
     /// MPICH's simple PMI sends them); then run `init`.
     fn over_port(stream: TcpStream, id: i32) -> Result<Bootstrap, Error> {
         let mut server = Server::new(File::from(std::os::fd::OwnedFd::from(stream)))?;
-        server.send(&PmiLine::command_line("initack").with("pmiid", id))?;
+        let mut hello = PmiLine::command_line("initack").with("pmiid", id);
+        if let Some(secret) = std::env::var("MPIRT_PMI_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            hello = hello.with("secret", secret);
+        }
+        server.send(&hello)?;
         let (mut rank, mut size, mut debug) = (None, None, None);
         while rank.is_none() || size.is_none() || debug.is_none() {
             let line = server.receive()?;
@@ -149,6 +171,14 @@ impl Bootstrap {
     /// Ranks in the job.
     pub fn size(&self) -> i32 {
         self.size
+    }
+
+    /// Where the process manager says the ranks run
+    /// (`PMI_process_mapping`), if it says so in a form this rank reads.
+    pub fn process_mapping(&mut self) -> Option<process_mapping::ProcessMapping> {
+        self.server.as_ref()?;
+        let text = self.get("PMI_process_mapping").ok()?;
+        process_mapping::ProcessMapping::parse(&text).ok()
     }
 
     /// Publishes `key=value`; visible to others after the next [`fence`](Self::fence).
@@ -221,6 +251,29 @@ impl Bootstrap {
             );
         }
     }
+}
+
+/// When `variable` says this process is one task of a Slurm job step of
+/// several tasks (`SLURM_STEP_ID`, `SLURM_STEP_NUM_TASKS` or `SLURM_NTASKS`
+/// above 1), which gave it no PMI connection: the error to show. A batch
+/// script (no `SLURM_STEP_ID`) or a one-task step still runs as a singleton.
+fn srun_without_pmi(variable: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let step = variable("SLURM_STEP_ID")?;
+    let tasks: i64 = variable("SLURM_STEP_NUM_TASKS")
+        .or_else(|| variable("SLURM_NTASKS"))?
+        .trim()
+        .parse()
+        .ok()?;
+    if tasks <= 1 {
+        return None;
+    }
+    let task = variable("SLURM_PROCID").unwrap_or_else(|| "?".into());
+    Some(format!(
+        "this is task {task} of {tasks} in Slurm job step {step}, but Slurm gave it no PMI \
+         connection (neither PMI_FD nor PMI_PORT is set), so each task would run alone as a \
+         one-rank job; launch with `srun --mpi=pmi2` (`srun --mpi=list` shows the plugins) \
+         or set MpiDefault=pmi2 in slurm.conf"
+    ))
 }
 
 fn check_rc(reply: &PmiLine) -> Result<(), Error> {
@@ -348,6 +401,38 @@ mod tests {
                 "finalize"
             ]
         );
+    }
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+
+    #[test]
+    fn srun_task_without_pmi_is_an_error_that_names_the_fix() {
+        let srun_none = [
+            ("SLURM_STEP_ID", "0"),
+            ("SLURM_STEP_NUM_TASKS", "4"),
+            ("SLURM_NTASKS", "4"),
+            ("SLURM_PROCID", "2"),
+        ];
+        let advice = srun_without_pmi(lookup(&srun_none)).expect("an error");
+        assert!(advice.contains("task 2 of 4"), "{advice}");
+        assert!(advice.contains("srun --mpi=pmi2"), "{advice}");
+        // A batch script has SLURM_PROCID and SLURM_NTASKS but no step.
+        let batch = [("SLURM_NTASKS", "4"), ("SLURM_PROCID", "0")];
+        assert_eq!(srun_without_pmi(lookup(&batch)), None);
+        let one_task_step = [
+            ("SLURM_STEP_ID", "1"),
+            ("SLURM_STEP_NUM_TASKS", "1"),
+            ("SLURM_NTASKS", "4"),
+        ];
+        assert_eq!(srun_without_pmi(lookup(&one_task_step)), None);
+        assert_eq!(srun_without_pmi(lookup(&[])), None);
     }
 
     #[test]

@@ -299,6 +299,9 @@ pub struct Consumer {
     tail: u64,
     /// The position last published to the producer.
     published: u64,
+    /// The producer asked for a doorbell ring and a publish made room, but
+    /// no caller has been told yet (a publish inside `release`).
+    ring_owed: bool,
 }
 
 impl Consumer {
@@ -308,6 +311,7 @@ impl Consumer {
             ring,
             tail: 0,
             published: 0,
+            ring_owed: false,
         }
     }
 
@@ -353,8 +357,9 @@ impl Consumer {
         self.tail = record.position + record_len(record.len);
         if self.tail - self.published >= self.ring.capacity / 4 {
             // Large amounts go back at once, so a pipelined sender keeps
-            // going while we copy.
-            self.publish();
+            // going while we copy. A producer asleep for room is woken by
+            // the caller's next `publish_if_useful` or `publish`.
+            self.ring_owed |= self.publish();
         }
     }
 
@@ -366,10 +371,11 @@ impl Consumer {
     pub fn publish_if_useful(&mut self) -> bool {
         // Relaxed: a hint; `publish` orders what matters.
         let asked = self.ring.control().producer_waiting.load(Ordering::Relaxed) != 0;
+        let owed = std::mem::take(&mut self.ring_owed);
         if asked || self.tail - self.published >= self.ring.capacity / 4 {
-            self.publish()
+            self.publish() || owed
         } else {
-            false
+            owed
         }
     }
 
@@ -377,7 +383,7 @@ impl Consumer {
     /// producer asked for a doorbell ring.
     pub fn publish(&mut self) -> bool {
         if self.published == self.tail {
-            return false;
+            return std::mem::take(&mut self.ring_owed);
         }
         self.published = self.tail;
         let control = self.ring.control();
@@ -391,9 +397,10 @@ impl Consumer {
             // Relaxed: the fence above orders it; a lost race only costs
             // the producer one spare ring.
             control.producer_waiting.store(0, Ordering::Relaxed);
+            self.ring_owed = false;
             return true;
         }
-        false
+        std::mem::take(&mut self.ring_owed)
     }
 }
 
@@ -481,6 +488,21 @@ mod tests {
     }
 
     #[test]
+    fn a_request_for_room_met_inside_release_is_still_reported() {
+        let r = ring(1024, 6);
+        let (mut p, mut c) = (Producer::new(r.view), Consumer::new(r.view));
+        while send(&mut p, &[1; 100], 1) {}
+        // The producer has asked for a ring. Releasing a quarter of the ring
+        // publishes inside `release`; the request must survive until the
+        // caller asks, or a sleeping producer would never be woken.
+        assert!(take(&mut c).is_some());
+        assert!(take(&mut c).is_some());
+        assert!(c.publish_if_useful(), "the producer's request was lost");
+        assert!(!c.publish_if_useful(), "reported twice");
+        assert!(send(&mut p, &[1; 100], 1));
+    }
+
+    #[test]
     fn reserve_between_takes_what_fits() {
         let r = ring(1024, 5);
         let mut p = Producer::new(r.view);
@@ -527,32 +549,57 @@ mod tests {
 
     #[test]
     fn two_threads_move_a_million_records_intact() {
+        /// Stops and joins the producer before the ring's memory is freed,
+        /// also when the consumer's assertions fail (it is declared after
+        /// the ring, so it drops first).
+        struct JoinOnDrop {
+            stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+            producer: Option<std::thread::JoinHandle<()>>,
+        }
+        impl Drop for JoinOnDrop {
+            fn drop(&mut self) {
+                self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Some(producer) = self.producer.take() {
+                    let finished = producer.join();
+                    if !std::thread::panicking() {
+                        finished.expect("producer thread");
+                    }
+                }
+            }
+        }
         let r = ring(4096, 0xfeed);
         let (mut p, mut c) = (Producer::new(r.view), Consumer::new(r.view));
         const N: u64 = 1_000_000;
-        let producer = std::thread::spawn(move || {
-            let mut i = 0u64;
-            while i < N {
-                let len = (i % 37) as usize * 8 + 8;
-                match p.reserve(len) {
-                    Some(mut slot) => {
-                        for (k, chunk) in slot.body()[..len].chunks_exact_mut(8).enumerate() {
-                            chunk.copy_from_slice(&(i + k as u64).to_le_bytes());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let producer_stop = stop.clone();
+        let _producer = JoinOnDrop {
+            stop,
+            producer: Some(std::thread::spawn(move || {
+                let mut i = 0u64;
+                while i < N && !producer_stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let len = (i % 37) as usize * 8 + 8;
+                    match p.reserve(len) {
+                        Some(mut slot) => {
+                            for (k, chunk) in slot.body()[..len].chunks_exact_mut(8).enumerate() {
+                                chunk.copy_from_slice(&(i + k as u64).to_le_bytes());
+                            }
+                            p.commit(slot, len, 3, 7);
+                            i += 1;
                         }
-                        p.commit(slot, len, 3, 7);
-                        i += 1;
+                        // Yield, not spin: on an oversubscribed machine the
+                        // consumer may need this core to make room.
+                        None => std::thread::yield_now(),
                     }
-                    None => std::hint::spin_loop(),
                 }
-            }
-        });
+            })),
+        };
         let mut i = 0u64;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while i < N {
             assert!(std::time::Instant::now() < deadline, "stalled at {i}");
             let Some(record) = c.peek().unwrap() else {
                 c.publish();
-                std::hint::spin_loop();
+                std::thread::yield_now();
                 continue;
             };
             let len = (i % 37) as usize * 8 + 8;
@@ -563,6 +610,5 @@ mod tests {
             c.release(record);
             i += 1;
         }
-        producer.join().unwrap();
     }
 }
