@@ -22,8 +22,8 @@
 //!
 //! A request that is understood but wrong (bad kvsname, missing key, unknown
 //! command) gets `cmd=<command>_result rc=-1 msg=<reason>` (or the command's own
-//! reply name with `rc=-1`) and is logged; a line that is not PMI at all closes
-//! that rank's connection. Nothing a rank sends can make this code panic
+//! reply name with `rc=-1`) and is logged; a line that is not PMI at all gets
+//! `cmd=error rc=-1 msg=not_a_pmi_line`, is logged, and the job goes on. Nothing a rank sends can make this code panic
 //! (property-tested below).
 //!
 //! The key-value space is write-once, as in Hydra: a second `put` of a key is
@@ -187,10 +187,19 @@ impl PmiServer {
         let request = match PmiLine::parse(bytes) {
             Ok(request) => request,
             Err(e) => {
-                return vec![Action::Close {
-                    rank,
-                    reason: format!("sent a line that is not PMI ({e})"),
-                }]
+                // Refused, not fatal: closing would fail the rank's finalize.
+                return vec![
+                    reply(
+                        rank,
+                        PmiLine::command_line("error")
+                            .with("rc", -1)
+                            .with("msg", "not_a_pmi_line"),
+                    ),
+                    Action::Log {
+                        rank,
+                        message: format!("sent a line that is not PMI ({e}); answered cmd=error"),
+                    },
+                ];
             }
         };
         match request.command() {
@@ -664,13 +673,16 @@ mod tests {
     }
 
     #[test]
-    fn lines_that_are_not_pmi_close_the_connection() {
+    fn lines_that_are_not_pmi_get_an_error_reply() {
         let mut s = PmiServer::new(1, "k");
         for line in [&b"\x01\x02\n"[..], b"\n", b"cmd=init junk", b"=x"] {
-            assert!(
-                matches!(s.handle_line(0, line)[..], [Action::Close { rank: 0, .. }]),
+            let a = s.handle_line(0, line);
+            assert_eq!(
+                only_reply(&a, 0),
+                "cmd=error rc=-1 msg=not_a_pmi_line",
                 "{line:?}"
             );
+            assert!(!s.is_mid_session(0), "{line:?} was not taken as init");
         }
         assert!(matches!(
             s.handle_line(5, b"cmd=init")[..],

@@ -171,10 +171,10 @@ fn play(role: &str) -> i32 {
         }
         "garbage" => {
             pmi.send("\u{1}\u{2} not pmi");
-            // The launcher closes the connection: the next read sees its end.
+            // The launcher answers cmd=error and keeps the connection.
             match read_line(&mut pmi.reader) {
-                Ok(None) | Err(_) => 5,
-                Ok(Some(_)) => 6,
+                Ok(Some(line)) if line.starts_with(b"cmd=error ") => 5,
+                _ => 6,
             }
         }
         _ => 99,
@@ -274,7 +274,7 @@ fn a_rank_that_leaves_while_others_wait_in_a_barrier_fails_the_job() {
 }
 
 #[test]
-fn a_rank_sending_garbage_is_cut_off_not_the_launcher() {
+fn a_rank_sending_garbage_gets_an_error_reply_not_the_launcher() {
     let outcome = role_job("garbage", 2).run().expect("job starts");
     assert_eq!(outcome.exit_code, 5, "{:?}", outcome.message);
     assert!(matches!(

@@ -42,6 +42,9 @@ use crate::wire::handshake::{Handshake, Token, TOKEN_LEN};
 /// before it aborts the job itself.
 const PEER_LOSS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// What a rank that panicked exits with (the code of a Rust panic).
+const PANIC_EXIT_CODE: i32 = 101;
+
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
 /// The state of this rank's runtime, shared by every communicator.
@@ -565,8 +568,18 @@ impl Universe {
 
 impl Drop for Universe {
     /// Finalizes (MPI_Finalize, MPI 4.1 §11.2.2): delivers everything this
-    /// rank sent, then closes its connections.
+    /// rank sent, then closes its connections. A universe dropped while its
+    /// thread unwinds from a panic does not finalize (finalize would wait
+    /// for peers that wait for this rank): it ends the job, exit code 101
+    /// as Rust's own for a panic, naming the cause.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let rank = self.runtime.rank;
+            self.runtime.abort(
+                PANIC_EXIT_CODE,
+                &format!("rank {rank} panicked (its stderr says where)"),
+            );
+        }
         self.runtime.finalize();
     }
 }

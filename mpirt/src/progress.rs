@@ -25,7 +25,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,7 @@ pub struct State {
     pub engine: Engine,
     links: Vec<Link>,
     listener: Option<TcpListener>,
+    /// Connections before their handshake, oldest first.
     strangers: Vec<(usize, Stranger)>,
     next_stranger: usize,
     registry: Registry,
@@ -119,7 +120,17 @@ pub struct Progress {
     policy: WaitPolicy,
     /// This rank's shared-memory segment: its doorbell.
     segment: Option<Arc<Segment>>,
+    /// When sockets were last polled, by any wait: with shared memory
+    /// alone, a rank whose waits are all short still looks at its listener
+    /// every [`SOCKET_POLL_INTERVAL`] (strangers are closed promptly).
+    sockets_polled_at: Mutex<Instant>,
+    /// Waits started; every [`WAITS_PER_SOCKET_CHECK`]th looks at the clock
+    /// for a socket poll that is due, even if it ends in its first round.
+    waits_started: AtomicU32,
 }
+
+/// See [`Progress::waits_started`].
+const WAITS_PER_SOCKET_CHECK: u32 = 64;
 
 /// Where this rank listens and whom it connects to at start.
 pub struct Wiring {
@@ -193,6 +204,8 @@ impl Progress {
             pumped_lock: Mutex::new(()),
             policy,
             segment: wiring.segment,
+            sockets_polled_at: Mutex::new(Instant::now()),
+            waits_started: AtomicU32::new(0),
         })
     }
 
@@ -235,7 +248,13 @@ impl Progress {
         const ROUNDS_PER_CLOCK: u32 = 16;
         // Read lazily: most waits end in their first rounds.
         let mut idle_since: Option<Instant> = None;
-        let mut sockets_polled: Option<Instant> = None;
+        if self
+            .waits_started
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(WAITS_PER_SOCKET_CHECK)
+        {
+            self.poll_sockets_if_due(Instant::now());
+        }
         let mut moved_since_clock = false;
         let mut spinning = !self.policy.spin.is_zero();
         let mut round = 0u32;
@@ -278,11 +297,13 @@ impl Progress {
                 if !spinning {
                     std::thread::yield_now();
                 }
-                if sockets || now - *sockets_polled.get_or_insert(now) >= SOCKET_POLL_INTERVAL {
-                    sockets_polled = Some(now);
-                    if self.poll_events(Duration::ZERO) {
-                        moved_since_clock = true;
-                    }
+                let polled = if sockets {
+                    self.poll_events(Duration::ZERO)
+                } else {
+                    self.poll_sockets_if_due(now)
+                };
+                if polled {
+                    moved_since_clock = true;
                 }
             } else if self.block(sockets) {
                 moved_since_clock = true;
@@ -334,6 +355,15 @@ impl Progress {
         arrived || rung || sockets
     }
 
+    /// Polls sockets without blocking if none has been for
+    /// [`SOCKET_POLL_INTERVAL`]; returns whether anything happened.
+    fn poll_sockets_if_due(&self, now: Instant) -> bool {
+        if now.saturating_duration_since(*self.sockets_polled_at.lock()) < SOCKET_POLL_INTERVAL {
+            return false;
+        }
+        self.poll_events(Duration::ZERO)
+    }
+
     /// Polls sockets for up to `timeout` and applies what happened. Returns
     /// whether anything did.
     fn poll_events(&self, timeout: Duration) -> bool {
@@ -354,6 +384,7 @@ impl Progress {
         if blocking {
             self.blocked.store(false, Ordering::Release);
         }
+        *self.sockets_polled_at.lock() = Instant::now();
         if result.is_err() || events.is_empty() {
             return false;
         }
@@ -450,6 +481,7 @@ impl State {
             Token(peer) => {
                 if let Some(Link::Tcp(c)) = self.links.get_mut(peer) {
                     c.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+                    c.read_closed |= event.is_read_closed() || event.is_error();
                     c.writable |= event.is_writable() || event.is_write_closed();
                 }
             }
@@ -464,8 +496,11 @@ impl State {
             match listener.accept() {
                 Ok((mut stream, address)) => {
                     if self.strangers.len() >= tcp::MAX_PENDING {
-                        eprintln!("mpirt: rank {}: refused a connection from {address}: too many unfinished handshakes", self.rank);
-                        continue;
+                        // Evict the oldest, not the newcomer: strangers that
+                        // stall must not lock a late rank out.
+                        let (_, mut oldest) = self.strangers.remove(0);
+                        eprintln!("mpirt: rank {}: refused a connection from {}: more than {} unfinished handshakes, this one the oldest", self.rank, oldest.address, tcp::MAX_PENDING);
+                        let _ = self.registry.deregister(&mut oldest.stream);
                     }
                     let token = self.next_stranger;
                     self.next_stranger += 1;
@@ -521,11 +556,11 @@ impl State {
         match verdict {
             Admission::Waiting => {}
             Admission::Refused(why) => {
-                let (_, mut s) = self.strangers.swap_remove(index);
+                let (_, mut s) = self.strangers.remove(index);
                 refuse(self.rank, &mut s, &self.registry, &why);
             }
             Admission::Admitted(peer) => {
-                let (_, mut s) = self.strangers.swap_remove(index);
+                let (_, mut s) = self.strangers.remove(index);
                 // Only higher ranks connect to us, once each.
                 if peer <= self.rank || !matches!(self.links[peer as usize], Link::Pending) {
                     refuse(

@@ -70,6 +70,15 @@ impl Bootstrap {
                     "PMI_FD={fd} is not an open descriptor"
                 )));
             }
+            // Close-on-exec: a program this rank runs must not speak PMI as
+            // this rank (the launcher cleared the flag to pass it to us).
+            // SAFETY: fcntl(F_SETFD) only changes the descriptor's flags.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+                return Err(Error::Bootstrap(format!(
+                    "PMI_FD={fd}: cannot set close-on-exec: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
             // Ours from here on: nothing else in this process uses PMI_FD.
             // SAFETY: the descriptor is open (checked above) and owned by no
             // other object in this process.

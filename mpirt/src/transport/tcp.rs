@@ -25,7 +25,8 @@ use crate::wire::{FrameKind, Header, HEADER_LEN};
 
 /// A stranger gets this long to present its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// At most this many strangers wait at once; more are closed at once.
+/// At most this many strangers wait at once; a newcomer beyond that
+/// evicts the oldest.
 pub const MAX_PENDING: usize = 64;
 
 /// Sets the socket options every connection uses.
@@ -43,9 +44,20 @@ pub fn configure(stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// Binds the listening socket on `address` (port 0: any free port).
+/// Binds the listening socket on `address` (port 0: any free port), with
+/// the longest accept queue the kernel allows (`somaxconn`): ranks of a
+/// large job all connect at start-up, while strangers may be knocking.
 pub fn listen(address: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(address)
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    // The kernel clamps the backlog to net.core.somaxconn.
+    socket.listen(i32::MAX)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// An accepted connection whose handshake has not arrived whole.
@@ -133,6 +145,10 @@ pub struct TcpConnection {
     /// Whether the socket may have bytes to read (cleared on `WouldBlock`,
     /// set by a readable event).
     pub readable: bool,
+    /// The peer has closed its side (set by an event): its last bytes and
+    /// the end of the stream came with one edge, so a short read must not
+    /// stop reading before the end-of-stream is seen.
+    pub read_closed: bool,
     buffer: Vec<u8>,
     start: usize,
     end: usize,
@@ -150,6 +166,7 @@ impl TcpConnection {
             outgoing: None,
             writable: true,
             readable: true,
+            read_closed: false,
             buffer: vec![0; 64 * 1024 + HEADER_LEN],
             start: 0,
             end: 0,
@@ -266,9 +283,14 @@ impl TcpConnection {
                 Ok(0) => return Err(LinkError::Lost("connection closed without Fin".into())),
                 // A short read of frames drained the socket: edge-triggered
                 // epoll reports any byte that arrives later, so reading again
-                // now would only return EAGAIN. A large payload keeps
+                // now would only return EAGAIN (unless the peer has closed:
+                // then no edge will come, and the end must be read now). A large payload keeps
                 // streaming in while we copy, so it is read until EAGAIN.
-                Ok(n) if n < wanted && matches!(self.reading, Reading::Frames) => {
+                Ok(n)
+                    if n < wanted
+                        && matches!(self.reading, Reading::Frames)
+                        && !self.read_closed =>
+                {
                     self.readable = false
                 }
                 Ok(_) => {}

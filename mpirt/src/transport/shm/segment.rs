@@ -16,8 +16,10 @@
 //! that fence; after a second fence the owner unlinks it, so nothing stays
 //! in `/dev/shm` however the job ends. Between creation and unlink, SIGTERM
 //! (how launchers stop a job whose rank died at start-up), SIGINT and SIGHUP
-//! unlink it too; what SIGKILL leaves in that window is swept by the next
-//! segment created on the node (a segment whose creator is gone).
+//! unlink it too, and a parent-death signal of SIGKILL (what `mpirun` asks
+//! for) becomes SIGTERM, so a launcher killed with SIGKILL leaves nothing;
+//! what SIGKILL of the rank itself leaves in that window is swept by the
+//! next segment created on the node (a segment whose creator is gone).
 
 use std::ffi::{CStr, CString};
 use std::io::{self, Read};
@@ -406,6 +408,43 @@ fn unlink_on_sigterm(name: &CStr) {
             unsafe { libc::signal(signal, our_handler()) };
         }
     }
+    soften_parent_death_signal();
+}
+
+/// The parent-death signal before start-up turned SIGKILL into SIGTERM.
+static PARENT_DEATH_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// While the segment has a name, a launcher killed with SIGKILL (whose
+/// ranks ask for SIGKILL at its death) sends SIGTERM instead, which unlinks
+/// the segment before the rank dies.
+fn soften_parent_death_signal() {
+    let mut current: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG writes one int into `current`.
+    let rc = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut current as *mut libc::c_int) };
+    if rc == 0 && current == libc::SIGKILL && handler_of(libc::SIGTERM) == our_handler() {
+        // SAFETY: PR_SET_PDEATHSIG only sets this process's attribute.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) } == 0 {
+            PARENT_DEATH_SIGNAL.store(current, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Puts SIGKILL back as the parent-death signal; if the parent died in the
+/// meantime (the process was re-parented), dies as it would have.
+fn restore_parent_death_signal() {
+    let previous = PARENT_DEATH_SIGNAL.swap(0, Ordering::SeqCst);
+    if previous == 0 {
+        return;
+    }
+    // SAFETY: getppid has no preconditions.
+    let parent_before = unsafe { libc::getppid() };
+    // SAFETY: PR_SET_PDEATHSIG only sets this process's attribute.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, previous as libc::c_ulong) };
+    // SAFETY: getppid has no preconditions.
+    if parent_before == 1 || unsafe { libc::getppid() } != parent_before {
+        // SAFETY: raising the signal the launcher asked for at its death.
+        unsafe { libc::raise(previous) };
+    }
 }
 
 /// The name is gone: the signals kill the process as they did before.
@@ -422,6 +461,7 @@ fn forget_sigterm_name() {
         // SAFETY: a CString we leaked in `unlink_on_sigterm`; the handler
         // takes the pointer with a swap too, so only one of us has it.
         drop(unsafe { CString::from_raw(old) });
+        restore_parent_death_signal();
     }
 }
 
