@@ -118,7 +118,8 @@ pub enum ErrorHandler {
     /// rsmpi-shaped forms return nothing, so they unwind instead (a panic
     /// whose payload is the same one-line message, as the C++ bindings'
     /// `ERRORS_THROW_EXCEPTIONS` throw): the calling thread can catch it
-    /// with `std::panic::catch_unwind`, or leave it to end this rank alone.
+    /// with `std::panic::catch_unwind` and go on; uncaught, it ends the job
+    /// as any panic in a rank does (code 101, the rank named).
     Return,
 }
 
