@@ -89,6 +89,18 @@ impl CancelHandle {
     }
 }
 
+/// Whether ranks are bound to CPUs (`mpirun --bind-to`, Open MPI's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Binding {
+    /// One CPU per rank of a one-host job of at least two ranks, when the
+    /// launcher may use as many CPUs as there are ranks (the default; see
+    /// `spawn::rank_cpus` for why).
+    #[default]
+    Core,
+    /// The kernel places the ranks.
+    None,
+}
+
 /// A job to launch: `ranks` copies of one program, each told its rank.
 ///
 /// ```no_run
@@ -116,6 +128,8 @@ pub struct Job {
     launch_agent: Vec<OsString>,
     /// The interface remote ranks reach the launcher on (`--iface`).
     iface: Option<String>,
+    /// Whether a one-host job's ranks are bound to CPUs (`--bind-to`).
+    bind: Binding,
     /// The sending half is cloned into cancel handles; the loop receives.
     events: (Sender<Event>, Receiver<Event>),
 }
@@ -136,6 +150,7 @@ impl Job {
             oversubscribe: false,
             launch_agent: vec!["ssh".into()],
             iface: None,
+            bind: Binding::default(),
             events: channel::unbounded(),
         }
     }
@@ -232,6 +247,13 @@ impl Job {
         self.env("MPIRT_IFACE", name)
     }
 
+    /// Whether to bind a one-host job's ranks to CPUs ([`Binding::Core`]
+    /// by default).
+    pub fn bind(mut self, bind: Binding) -> Job {
+        self.bind = bind;
+        self
+    }
+
     /// A handle that cancels this job while [`Job::run`] runs it.
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle {
@@ -295,7 +317,13 @@ impl Job {
 
         let started = Instant::now();
         let (spawned, _tcp_server) = match pmi_ip {
-            None => (spawn_all(&command, self.ranks)?, None),
+            None => {
+                let cpus = match self.bind {
+                    Binding::Core => crate::spawn::rank_cpus(self.ranks),
+                    Binding::None => None,
+                };
+                (spawn_all(&command, self.ranks, cpus.as_deref())?, None)
+            }
             Some(ip) => {
                 let (spawned, tcp) = spawn_across_hosts(&command, &remote, ip, &self.launch_agent)?;
                 (spawned, Some(tcp))
@@ -384,7 +412,7 @@ fn spawn_across_hosts(
     let mut spawned = Vec::with_capacity(remote.len());
     for (rank, host) in remote.iter().enumerate() {
         let started = match host {
-            None => spawn_rank(&local_command, rank, remote.len()),
+            None => spawn_rank(&local_command, rank, remote.len(), None),
             Some(host) => {
                 let words = RemoteRank {
                     program: &program,
@@ -422,10 +450,15 @@ fn spawn_across_hosts(
 }
 
 /// Starts every rank; if one fails to start, kills and reaps the others.
-fn spawn_all(command: &RankCommand, size: usize) -> Result<Vec<SpawnedRank>, LaunchError> {
+fn spawn_all(
+    command: &RankCommand,
+    size: usize,
+    cpus: Option<&[usize]>,
+) -> Result<Vec<SpawnedRank>, LaunchError> {
     let mut spawned = Vec::with_capacity(size);
     for rank in 0..size {
-        match spawn_rank(command, rank, size) {
+        let cpu = cpus.and_then(|c| c.get(rank).copied());
+        match spawn_rank(command, rank, size, cpu) {
             Ok(s) => spawned.push(s),
             Err(source) => {
                 kill_and_reap(spawned.into_iter().map(|s| s.child));

@@ -39,5 +39,5 @@ pub mod spawn;
 mod supervisor;
 
 pub use hosts::Host;
-pub use job::{CancelHandle, Job, Output, Transport};
+pub use job::{Binding, CancelHandle, Job, Output, Transport};
 pub use outcome::{Failure, LaunchError, Outcome, RankEnd, RankReport};

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use launcher::{Job, LaunchError, Transport};
+use launcher::{Binding, Job, LaunchError, Transport};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 const EXAMPLES: &str = "\
@@ -95,6 +95,11 @@ struct Cli {
     #[arg(long, value_enum, value_name = "T")]
     transport: Option<CliTransport>,
 
+    /// Bind each rank of a one-host job to a CPU of its own (`core`, when there
+    /// are enough CPUs), or let the kernel place them (`none`)
+    #[arg(long, value_enum, value_name = "B", default_value = "core")]
+    bind_to: CliBinding,
+
     /// Largest message sent eagerly, in bytes (sets MPIRT_EAGER_LIMIT)
     #[arg(long, value_name = "BYTES")]
     eager_limit: Option<u64>,
@@ -117,6 +122,14 @@ enum CliTransport {
     Tcp,
     /// Shared memory only (every rank on this node)
     Shm,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CliBinding {
+    /// One CPU per rank, when at least two ranks and as many CPUs
+    Core,
+    /// No binding
+    None,
 }
 
 fn parse_export(text: &str) -> Result<(String, Option<String>), String> {
@@ -290,6 +303,10 @@ fn run(cli: Cli) -> Result<i32, Refusal> {
         .args(command)
         .tag_output(cli.tag_output)
         .oversubscribe(cli.oversubscribe)
+        .bind(match cli.bind_to {
+            CliBinding::Core => Binding::Core,
+            CliBinding::None => Binding::None,
+        })
         .launch_agent(&cli.launch_agent);
     if let Some(hosts) = hosts {
         job = job.hosts(hosts);

@@ -593,3 +593,47 @@ fn a_remote_rank_that_fails_to_start_ends_the_job() {
     );
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }
+
+/// The CPUs each rank of `mpirun ARGS -n N` may run on, in rank order.
+fn rank_cpu_lists(args: &[&str]) -> Vec<String> {
+    let mut all = vec!["--tag-output"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["sh", "-c", "grep Cpus_allowed_list /proc/self/status"]);
+    let (out, _) = run_mpirun(&all);
+    assert!(out.status.success(), "{out:?}");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+        .iter()
+        .map(|l| l.rsplit('\t').next().unwrap_or_default().trim().to_string())
+        .collect()
+}
+
+#[test]
+fn small_one_host_jobs_bind_each_rank_to_a_cpu_of_its_own_unless_told_not_to() {
+    let mine = std::fs::read_to_string("/proc/self/status").expect("own status");
+    let allowed = mine
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim()
+        .to_string();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bound = rank_cpu_lists(&["-n", "2"]);
+    assert_eq!(bound.len(), 2, "{bound:?}");
+    if cpus >= 2 {
+        assert_ne!(bound[0], bound[1], "{bound:?}");
+        for list in &bound {
+            assert!(list.parse::<usize>().is_ok(), "not a single CPU: {bound:?}");
+        }
+    }
+    // More ranks than CPUs, or --bind-to none: the ranks keep the launcher's set.
+    let unbound = rank_cpu_lists(&["-n", "2", "--bind-to", "none"]);
+    assert_eq!(unbound, [allowed.clone(), allowed.clone()]);
+    let n = (cpus + 1).to_string();
+    let crowded = rank_cpu_lists(&["-n", &n]);
+    assert!(crowded.iter().all(|l| *l == allowed), "{crowded:?}");
+}

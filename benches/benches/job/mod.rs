@@ -63,7 +63,7 @@ impl BenchJob {
         };
         // Spawned by the main thread, which lives as long as the benches:
         // the partner's death signal is tied to the thread that forked it.
-        let mut spawned = spawn_rank(&command, 1, RANKS)
+        let mut spawned = spawn_rank(&command, 1, RANKS, None)
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", partner.display()));
         for stream in [
             spawned
