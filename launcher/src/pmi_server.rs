@@ -41,6 +41,9 @@ pub const KVSNAME_MAX: usize = 256;
 pub const KEYLEN_MAX: usize = 256;
 /// Longest value accepted in `put` (MPICH's value).
 pub const VALLEN_MAX: usize = 1024;
+/// Longest `msg` (and reply command) in an error reply: they echo what the
+/// rank sent, which must not grow a reply past what a rank reads.
+pub const ERROR_REPLY_MAX: usize = 256;
 /// The pre-set key describing where ranks live, read by MPICH-derived clients.
 pub const PROCESS_MAPPING_KEY: &str = "PMI_process_mapping";
 
@@ -361,7 +364,7 @@ impl PmiServer {
                 rank,
                 PmiLine::command_line("get_result")
                     .with("rc", -1)
-                    .with("msg", format!("key_{key}_not_found")),
+                    .with("msg", capped(&format!("key_{key}_not_found"))),
             )],
         }
     }
@@ -418,7 +421,17 @@ fn reply(rank: usize, line: PmiLine) -> Action {
     Action::Reply { rank, line }
 }
 
-/// Answers `request` with `cmd=<reply_command> rc=-1 msg=<msg>` and logs it.
+/// `text` cut to [`ERROR_REPLY_MAX`] bytes (at a character boundary).
+fn capped(text: &str) -> &str {
+    let mut end = text.len().min(ERROR_REPLY_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Answers `request` with `cmd=<reply_command> rc=-1 msg=<msg>` (both capped)
+/// and logs it.
 fn error_reply(
     rank: usize,
     reply_command: &str,
@@ -429,9 +442,9 @@ fn error_reply(
     vec![
         reply(
             rank,
-            PmiLine::command_line(reply_command)
+            PmiLine::command_line(capped(reply_command))
                 .with("rc", -1)
-                .with("msg", msg),
+                .with("msg", capped(msg)),
         ),
         Action::Log {
             rank,
@@ -673,6 +686,26 @@ mod tests {
     }
 
     #[test]
+    fn error_replies_that_echo_the_request_are_capped() {
+        // Found by fuzzing: an unknown command or key of a few KiB came back
+        // twice in the reply, past the MAX_LINE a rank can read.
+        let long = "x".repeat(4000);
+        let mut s = PmiServer::new(1, "k");
+        for request in [
+            format!("cmd={long}"),
+            format!("cmd=get kvsname=k key={long}"),
+            format!("cmd=get kvsname={long} key=a"),
+            format!("cmd=put kvsname=k key={long} value=v"),
+        ] {
+            let reply = only_reply(&s.handle_line(0, request.as_bytes()), 0);
+            let line = PmiLine::parse(reply.as_bytes()).unwrap();
+            assert!(line.command().len() <= ERROR_REPLY_MAX, "{reply}");
+            assert!(line.get("msg").unwrap().len() <= ERROR_REPLY_MAX, "{reply}");
+            assert_eq!(line.get("rc"), Some("-1"));
+        }
+    }
+
+    #[test]
     fn lines_that_are_not_pmi_get_an_error_reply() {
         let mut s = PmiServer::new(1, "k");
         for line in [&b"\x01\x02\n"[..], b"\n", b"cmd=init junk", b"=x"] {
@@ -699,6 +732,7 @@ mod tests {
             lines in proptest::collection::vec(
                 (0usize..4, prop_oneof![
                     proptest::collection::vec(any::<u8>(), 0..80),
+                    "(cmd=[a-z]{2000,2100}|cmd=get kvsname=k key=[a-z]{3000,4100})".prop_map(String::into_bytes),
                     "(cmd=(init|get_maxes|put|get|barrier_in|finalize|abort|get_appnum|x)( [a-z_]{1,8}=[!-~]{0,10}){0,4})"
                         .prop_map(String::into_bytes),
                 ]),
@@ -711,6 +745,11 @@ mod tests {
                 let to_sender = actions.iter().filter(|a| matches!(a, Action::Reply { rank: r, .. } if r == rank)).count();
                 let closed = actions.iter().any(|a| matches!(a, Action::Close { .. }));
                 let ended = actions.iter().any(|a| matches!(a, Action::Abort { .. } | Action::Fault(_)));
+                for action in &actions {
+                    if let Action::Reply { line: reply, .. } = action {
+                        prop_assert!(reply.encode().len() <= mpirt::bootstrap::pmi::MAX_LINE, "{reply}");
+                    }
+                }
                 let barrier = PmiLine::parse(line).map(|l| l.command() == "barrier_in").unwrap_or(false);
                 prop_assert!(to_sender == 1 || closed || ended || (barrier && to_sender == 0), "{actions:?}");
             }

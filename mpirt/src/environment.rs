@@ -235,6 +235,13 @@ impl Card {
     }
 }
 
+/// Decodes a business card (hex, as published through PMI) and encodes it
+/// again; `None` when `text` is not a card. For the fuzz targets and tests.
+#[doc(hidden)]
+pub fn card_round_trip(text: &str) -> Option<String> {
+    Card::decode(text).map(|card| card.encode())
+}
+
 /// This host's identity: the same for every process of one machine that
 /// shares its network, IPC and PID namespaces and its `/dev/shm` (so
 /// loopback addresses, shared-memory segment names and the pids that
@@ -615,6 +622,40 @@ pub fn processor_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a peer publishes (random bytes, or text shaped like a
+        /// card with random fields), decoding never panics, and what decodes
+        /// re-encodes to a card that decodes the same.
+        #[test]
+        fn any_published_card_decodes_or_is_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            fields in proptest::collection::vec(
+                ("(node|tcp|pid|shm|x)", "[ -~]{0,24}"), 0..6),
+        ) {
+            let shaped: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let texts = [pmi::hex_encode(&bytes), pmi::hex_encode(shaped.join(";").as_bytes()),
+                         String::from_utf8_lossy(&bytes).into_owned()];
+            for text in texts {
+                if let Some(encoded) = card_round_trip(&text) {
+                    prop_assert_eq!(card_round_trip(&encoded), Some(encoded.clone()));
+                }
+            }
+        }
+
+        #[test]
+        fn every_card_round_trips(node in "[0-9a-z]{1,16}", v6: bool, ip4: u32, ip6: u128, port: u16,
+                                  pid: u32, shm in proptest::option::of("[0-9a-z-]{0,40}")) {
+            let address = if v6 {
+                SocketAddr::from((std::net::Ipv6Addr::from(ip6), port))
+            } else {
+                SocketAddr::from((std::net::Ipv4Addr::from(ip4), port))
+            };
+            let card = Card { node, address, pid, shm };
+            prop_assert_eq!(Card::decode(&card.encode()), Some(card));
+        }
+    }
 
     #[test]
     fn cards_round_trip_and_reject_junk() {

@@ -3,8 +3,10 @@
 //! buffered, immediate) to random peers; every rank receives them with
 //! specific and wildcard sources and tags. Every payload
 //! carries its sender, tag, a per-(sender, tag) sequence number and a
-//! checksum; at the end each rank checks it received exactly what was sent
-//! to it, in order per sender and tag.
+//! checksum (a message under 32 B, too short for that, is the front of its
+//! 32-byte form and the receiver rebuilds it whole); every length is checked
+//! against the plan; at the end each rank checks it received exactly what
+//! was sent to it, in order per sender and tag.
 //!
 //! All ranks derive the same plan from the seed, so each knows what it will
 //! receive, and posts all of a round's receives before its sends (so no
@@ -12,8 +14,11 @@
 //! Rounds repeat until `--messages` per rank are sent, or, with `--seconds`,
 //! until rank 0's clock says stop (agreed by an all-reduce).
 //!
+//! Each rank ends by printing its counts and its peak resident memory
+//! (`VmHWM`); rank 0 prints the totals.
+//!
 //! Usage: soak [--messages N] [--seconds S] [--seed X] [--max-size BYTES]
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use mpirt::collective::SystemOperation;
 use mpirt::request;
@@ -96,8 +101,7 @@ fn plan(seed: u64, round: u64, size: i32, max_size: usize) -> Vec<Planned> {
                 70..=94 => r.below(64 * 1024) as usize,
                 _ => r.below(max_size as u64 + 1) as usize,
             }
-            .max(HEADER + 8)
-            .min(max_size.max(HEADER + 8));
+            .min(max_size);
             out.push(Planned {
                 from,
                 to: r.below(size as u64) as i32,
@@ -117,8 +121,20 @@ fn checksum(bytes: &[u8]) -> u64 {
 }
 
 /// Payload: sender, tag, sequence, then pseudo-random bytes, then the
-/// checksum of everything before it.
+/// checksum of everything before it. A message shorter than that (down to
+/// 0 B) is the front of its 32-byte form; the receiver rebuilds it whole.
 fn payload(m: &Planned, sequence: u64) -> Vec<u8> {
+    if m.len < HEADER + 8 {
+        let mut full = payload(
+            &Planned {
+                len: HEADER + 8,
+                ..*m
+            },
+            sequence,
+        );
+        full.truncate(m.len);
+        return full;
+    }
     let mut bytes = Vec::with_capacity(m.len);
     bytes.extend_from_slice(&(m.from as u32).to_le_bytes());
     bytes.extend_from_slice(&m.tag.to_le_bytes());
@@ -149,12 +165,49 @@ enum Selector {
 }
 
 /// Checks one received message and its place in its (sender, tag) order.
-fn verify(data: &[u8], sender: i32, tag: u32, next: &mut HashMap<(i32, u32), u64>) {
+/// `planned` holds, per (sender, tag), the lengths of this round's messages
+/// not yet received, in sending order.
+fn verify(
+    data: &[u8],
+    sender: i32,
+    tag: u32,
+    next: &mut HashMap<(i32, u32), u64>,
+    planned: &mut HashMap<(i32, u32), VecDeque<usize>>,
+) {
     let len = data.len();
-    if len < HEADER + 8 {
+    let Some(planned_len) = planned
+        .get_mut(&(sender, tag))
+        .and_then(VecDeque::pop_front)
+    else {
         fail(format!(
-            "short message of {len} bytes from rank {sender} tag {tag}"
+            "unplanned message of {len} bytes from rank {sender} tag {tag}"
         ));
+    };
+    if len != planned_len {
+        fail(format!(
+            "message from rank {sender} tag {tag} has {len} bytes where {planned_len} were sent"
+        ));
+    }
+    if len < HEADER + 8 {
+        // Too short to carry its own header: rebuild what was sent.
+        let due = next.entry((sender, tag)).or_insert(0);
+        let sent = payload(
+            &Planned {
+                from: sender,
+                to: 0,
+                tag,
+                len,
+                mode: 0,
+            },
+            *due,
+        );
+        if data != sent {
+            fail(format!(
+                "short message of {len} bytes from rank {sender} tag {tag} (sequence {due}) differs from what was sent"
+            ));
+        }
+        *due += 1;
+        return;
     }
     let sum = u64::from_le_bytes(data[len - 8..].try_into().expect("8 bytes"));
     if checksum(&data[..len - 8]) != sum {
@@ -188,6 +241,9 @@ fn main() {
     let start = mpirt::time();
     let mut sent_sequence: HashMap<(i32, u32), u64> = HashMap::new();
     let mut received_next: HashMap<(i32, u32), u64> = HashMap::new();
+    // What the plan says this rank is due, per (sender, tag), and in bytes.
+    let mut expected_next: HashMap<(i32, u32), u64> = HashMap::new();
+    let mut expected_bytes = 0u64;
     let (mut sent, mut sent_bytes, mut received, mut received_bytes, mut rounds) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut fallbacks = 0u64;
@@ -198,6 +254,12 @@ fn main() {
         // a third name their source and tag, a third only their source, a
         // third neither.
         let incoming: Vec<&Planned> = messages.iter().filter(|m| m.to == rank).collect();
+        let mut planned: HashMap<(i32, u32), VecDeque<usize>> = HashMap::new();
+        for m in &incoming {
+            planned.entry((m.from, m.tag)).or_default().push_back(m.len);
+            *expected_next.entry((m.from, m.tag)).or_insert(0) += 1;
+            expected_bytes += m.len as u64;
+        }
         // A receive may take any message it accepts (a wildcard posted
         // earlier can take another's), so each is sized for the largest.
         let widest = |accepts: &dyn Fn(&Planned) -> bool| {
@@ -288,6 +350,7 @@ fn main() {
                 status.source_rank(),
                 status.tag() as u32,
                 &mut received_next,
+                &mut planned,
             );
             received += 1;
             received_bytes += len as u64;
@@ -307,6 +370,20 @@ fn main() {
         }
     }
     universe.detach_buffer();
+    // Exactly what was sent to this rank: every (sender, tag) stream
+    // complete (order was checked on receipt), not a byte more or less.
+    if received_next != expected_next || received_bytes != expected_bytes {
+        let mut short: Vec<_> = expected_next
+            .iter()
+            .filter(|(k, n)| received_next.get(k) != Some(n))
+            .map(|(k, n)| (*k, *n, received_next.get(k).copied().unwrap_or(0)))
+            .collect();
+        short.sort();
+        fail(format!(
+            "rank {rank} received {received_bytes} B where {expected_bytes} B were due; \
+             (sender, tag), due, received: {short:?}"
+        ));
+    }
     // Totals over all ranks: what was sent is what was received.
     let mine = [sent, sent_bytes, received, received_bytes];
     let mut totals = [0u64; 4];

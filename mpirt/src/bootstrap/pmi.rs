@@ -92,6 +92,11 @@ impl PmiLine {
         }
         let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // The line must still fit once re-sent with its newline (a
+        // MAX_LINE-byte line without one parsed but could not be re-sent).
+        if line.len() >= MAX_LINE {
+            return Err(PmiError::TooLong);
+        }
         if let Some(&bad) = line.iter().find(|&&b| !(0x20..0x7f).contains(&b)) {
             return Err(PmiError::NotPrintable(bad));
         }
@@ -301,6 +306,21 @@ mod tests {
     }
 
     #[test]
+    fn a_full_length_line_without_newline_is_too_long() {
+        // Found by fuzzing: it parsed, but its encoding (newline added) was
+        // one byte over MAX_LINE and parsed as TooLong.
+        let mut bytes = b"cmd=".to_vec();
+        bytes.resize(MAX_LINE, b'x');
+        assert_eq!(PmiLine::parse(&bytes), Err(PmiError::TooLong));
+        bytes.pop();
+        let line = PmiLine::parse(&bytes).unwrap();
+        assert_eq!(line.encode().len(), MAX_LINE);
+        assert_eq!(PmiLine::parse(line.encode().as_bytes()), Ok(line));
+        bytes.push(b'\n');
+        assert!(PmiLine::parse(&bytes).is_ok());
+    }
+
+    #[test]
     fn read_line_stops_at_newline_and_limit() {
         let mut input: &[u8] = b"cmd=a\ncmd=b\n";
         assert_eq!(read_line(&mut input).unwrap().unwrap(), b"cmd=a\n");
@@ -325,6 +345,22 @@ mod tests {
             if let Ok(line) = PmiLine::parse(&bytes) {
                 // What parsed re-encodes to something that parses the same.
                 prop_assert_eq!(PmiLine::parse(line.encode().as_bytes()), Ok(line));
+            }
+        }
+
+        #[test]
+        fn lines_near_the_limit_round_trip_or_are_too_long(
+            len in MAX_LINE - 3..MAX_LINE + 3, newline: bool,
+        ) {
+            let mut bytes = b"cmd=".to_vec();
+            bytes.resize(len, b'v');
+            if newline { bytes.push(b'\n'); }
+            match PmiLine::parse(&bytes) {
+                Ok(line) => {
+                    prop_assert!(line.encode().len() <= MAX_LINE);
+                    prop_assert_eq!(PmiLine::parse(line.encode().as_bytes()), Ok(line));
+                }
+                Err(e) => prop_assert_eq!(e, PmiError::TooLong),
             }
         }
 
