@@ -381,3 +381,46 @@ fn mpirt_plot_refuses_what_it_cannot_draw() {
     }
     assert!(!Path::new(out).exists());
 }
+
+/// `allreduce_bcast` prints pingpong.c's four RESULT lines at any rank count.
+#[test]
+fn allreduce_bcast_prints_result_lines_at_3_and_5_ranks() {
+    for (ranks, transport) in [(3, Transport::Shm), (5, Transport::Tcp)] {
+        let outcome = run(
+            env!("CARGO_BIN_EXE_allreduce_bcast"),
+            &["-x", "0.001"],
+            ranks,
+            transport,
+        );
+        assert!(outcome.success(), "{}", describe(&outcome));
+        let lines: Vec<(String, usize, f64)> = outcome
+            .stdout_text(0)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                match f[..] {
+                    ["RESULT", test, bytes, avg, _, _] => {
+                        Some((test.to_string(), bytes.parse().ok()?, avg.parse().ok()?))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let shape: Vec<(&str, usize)> = lines.iter().map(|(t, b, _)| (t.as_str(), *b)).collect();
+        assert_eq!(
+            shape,
+            [
+                ("allreduce", 8),
+                ("allreduce", 1 << 20),
+                ("bcast", 8),
+                ("bcast", 1 << 20)
+            ],
+            "{}",
+            describe(&outcome)
+        );
+        assert!(
+            lines.iter().all(|(_, _, us)| us.is_finite() && *us > 0.0),
+            "{lines:?}"
+        );
+    }
+}
