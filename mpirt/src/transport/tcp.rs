@@ -29,19 +29,40 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// evicts the oldest.
 pub const MAX_PENDING: usize = 64;
 
+/// Socket buffers asked for by default (`MPIRT_TCP_BUFFER` overrides; 0
+/// leaves them to the kernel): a 1 MiB message then goes in one write and
+/// one read, not in rounds of waiting for the kernel's autotuned buffers
+/// to grow.
+const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
+
 /// Sets the socket options every connection uses.
 pub fn configure(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    if let Some(bytes) = std::env::var("MPIRT_TCP_BUFFER")
+    let wanted = std::env::var("MPIRT_TCP_BUFFER")
         .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&b| b > 0)
-    {
-        let socket = socket2::SockRef::from(stream);
-        let _ = socket.set_send_buffer_size(bytes);
-        let _ = socket.set_recv_buffer_size(bytes);
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_SOCKET_BUFFER);
+    if wanted == 0 {
+        return Ok(());
+    }
+    let socket = socket2::SockRef::from(stream);
+    // The kernel clamps a fixed size to net.core.{w,r}mem_max (often 208
+    // KiB), below what autotuning reaches: then autotuning stays.
+    if wanted <= kernel_limit("wmem_max") {
+        let _ = socket.set_send_buffer_size(wanted);
+    }
+    if wanted <= kernel_limit("rmem_max") {
+        let _ = socket.set_recv_buffer_size(wanted);
     }
     Ok(())
+}
+
+/// `/proc/sys/net/core/NAME`, or 0 if it cannot be read.
+fn kernel_limit(name: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Binds the listening socket on `address` (port 0: any free port), with
