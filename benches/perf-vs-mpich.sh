@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Measures mpirt against MPICH on this machine, as the README's Performance
-# section shows it: compare.py's table over shared memory and over TCP, and
-# a plot of osu_latency (mpirt shm and tcp) with MPICH's ping-pong.
+# section shows it: compare.py's table over shared memory and over TCP, the
+# same over shared memory against Open MPI (vader) when `mpirun.openmpi` is
+# installed, allreduce and broadcast at RANKS8 ranks (default 8) against
+# MPICH (benches/anchors/collectives.c), and a plot of osu_latency (mpirt
+# shm and tcp) with MPICH's ping-pong.
 #
 #   benches/perf-vs-mpich.sh [OUT_DIR]      (default: perf/)
 #
@@ -29,6 +32,23 @@ python3 ../shared/anchors/compare.py --rounds "$rounds" \
   --reference "mpirun.mpich -n 2 -genv MPIR_CVAR_NOLOCAL 1 -genv UCX_TLS tcp $mpich -t $tests -x $scale" \
   --ours "$bin/mpirun -n 2 --transport tcp $bin/pingpong --result -t $tests -x $scale" |
   tee "$out/compare-tcp.txt"
+
+if command -v mpirun.openmpi >/dev/null; then
+  ompi=$(../shared/anchors/build.sh /tmp/mpirt-anchors openmpi)
+  python3 ../shared/anchors/compare.py --rounds "$rounds" \
+    --reference "mpirun.openmpi --allow-run-as-root -np 2 --mca pml ob1 --mca btl self,vader $ompi -t $tests -x $scale" \
+    --ours "$bin/mpirun -n 2 --transport shm $bin/pingpong --result -t $tests -x $scale" |
+    tee "$out/compare-shm-openmpi.txt"
+fi
+
+# Collectives at more ranks than cores: MPICH's ranks busy-poll, so keep the
+# iteration counts small (-x 0.05).
+ranks8=${RANKS8:-8}
+mpicc.mpich -O2 -o "$out/collectives.mpich" benches/anchors/collectives.c
+python3 ../shared/anchors/compare.py --rounds 3 --timeout 600 \
+  --reference "mpirun.mpich -n $ranks8 $out/collectives.mpich -x 0.05" \
+  --ours "$bin/mpirun -n $ranks8 $bin/allreduce_bcast -x 0.05" |
+  tee "$out/compare-collectives-$ranks8.txt"
 
 "$bin/mpirun" -n 2 --transport shm "$bin/osu_latency" --csv "$out/mpirt-shm.csv"
 "$bin/mpirun" -n 2 --transport tcp "$bin/osu_latency" --csv "$out/mpirt-tcp.csv"
