@@ -92,13 +92,13 @@ impl CancelHandle {
 /// Whether ranks are bound to CPUs (`mpirun --bind-to`, Open MPI's name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Binding {
-    /// One CPU per rank of a one-host job of at least two ranks, when the
-    /// launcher may use as many CPUs as there are ranks (the default; see
-    /// `spawn::rank_cpus` for why).
+    /// The kernel places the ranks (the default, as MPICH's).
     #[default]
-    Core,
-    /// The kernel places the ranks.
     None,
+    /// One CPU per rank of a one-host job of at least two ranks, when the
+    /// launcher may use as many CPUs as there are ranks: for machines where
+    /// other processes keep CPUs busy (see `spawn::rank_cpus` for why).
+    Core,
 }
 
 /// A job to launch: `ranks` copies of one program, each told its rank.
@@ -247,7 +247,7 @@ impl Job {
         self.env("MPIRT_IFACE", name)
     }
 
-    /// Whether to bind a one-host job's ranks to CPUs ([`Binding::Core`]
+    /// Whether to bind a one-host job's ranks to CPUs ([`Binding::None`]
     /// by default).
     pub fn bind(mut self, bind: Binding) -> Job {
         self.bind = bind;

@@ -95,9 +95,9 @@ struct Cli {
     #[arg(long, value_enum, value_name = "T")]
     transport: Option<CliTransport>,
 
-    /// Bind each rank of a one-host job to a CPU of its own (`core`, when there
-    /// are enough CPUs), or let the kernel place them (`none`)
-    #[arg(long, value_enum, value_name = "B", default_value = "core")]
+    /// Let the kernel place ranks (`none`), or bind each rank of a one-host job
+    /// to a CPU of its own (`core`, when there are enough CPUs; for busy machines)
+    #[arg(long, value_enum, value_name = "B", default_value = "none")]
     bind_to: CliBinding,
 
     /// Largest message sent eagerly, in bytes (sets MPIRT_EAGER_LIMIT)

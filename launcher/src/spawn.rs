@@ -125,13 +125,15 @@ pub struct SpawnedRank {
 
 /// The CPUs to bind a one-host job's ranks to, one each, in rank order: the
 /// CPUs this process may run on, when there are at least as many as ranks
-/// and more than one rank (as Open MPI binds small jobs to cores by
-/// default). Otherwise `None`: the kernel places the ranks.
+/// and more than one rank (as Open MPI binds small jobs to cores).
+/// Otherwise `None`: the kernel places the ranks.
 ///
 /// Unbound, two ranks that wake each other are pulled onto one CPU by the
 /// scheduler's wake-affinity when any other process keeps the second CPU
 /// busy, and stay there: a ping-pong then costs a time slice (measured: 8 B
-/// over TCP in 307 us instead of 4.2 with one niced CPU hog running).
+/// over TCP in 307 us instead of 4.2 with one niced CPU hog running). On a
+/// quiet machine binding costs instead (8 B over shared memory here: 0.37
+/// us bound, 0.15 unbound), so it is asked for, not the default.
 pub fn rank_cpus(ranks: usize) -> Option<Vec<usize>> {
     if ranks < 2 {
         return None;

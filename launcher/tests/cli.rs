@@ -613,7 +613,7 @@ fn rank_cpu_lists(args: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn small_one_host_jobs_bind_each_rank_to_a_cpu_of_its_own_unless_told_not_to() {
+fn bind_to_core_gives_each_rank_of_a_small_job_a_cpu_of_its_own() {
     let mine = std::fs::read_to_string("/proc/self/status").expect("own status");
     let allowed = mine
         .lines()
@@ -622,7 +622,7 @@ fn small_one_host_jobs_bind_each_rank_to_a_cpu_of_its_own_unless_told_not_to() {
         .trim()
         .to_string();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let bound = rank_cpu_lists(&["-n", "2"]);
+    let bound = rank_cpu_lists(&["-n", "2", "--bind-to", "core"]);
     assert_eq!(bound.len(), 2, "{bound:?}");
     if cpus >= 2 {
         assert_ne!(bound[0], bound[1], "{bound:?}");
@@ -630,10 +630,10 @@ fn small_one_host_jobs_bind_each_rank_to_a_cpu_of_its_own_unless_told_not_to() {
             assert!(list.parse::<usize>().is_ok(), "not a single CPU: {bound:?}");
         }
     }
-    // More ranks than CPUs, or --bind-to none: the ranks keep the launcher's set.
-    let unbound = rank_cpu_lists(&["-n", "2", "--bind-to", "none"]);
+    // By default, or with more ranks than CPUs: the launcher's set.
+    let unbound = rank_cpu_lists(&["-n", "2"]);
     assert_eq!(unbound, [allowed.clone(), allowed.clone()]);
     let n = (cpus + 1).to_string();
-    let crowded = rank_cpu_lists(&["-n", &n]);
+    let crowded = rank_cpu_lists(&["-n", &n, "--bind-to", "core"]);
     assert!(crowded.iter().all(|l| *l == allowed), "{crowded:?}");
 }
