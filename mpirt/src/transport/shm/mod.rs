@@ -186,6 +186,15 @@ impl ShmLink {
     /// Writes what the engine has for `peer` until done or the ring is
     /// full. Returns whether anything was written.
     pub fn flush(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
+        if self.backlog.is_empty()
+            && self.streaming.is_none()
+            && self.restream.is_empty()
+            && self.pending.is_none()
+            && !engine.has_transmit(peer)
+        {
+            // Nothing to write: the common case of a spin round.
+            return Ok(false);
+        }
         let mut wrote = false;
         while let Some(&(kind, id)) = self.backlog.front() {
             if !self.write_id(kind, id) {
