@@ -41,24 +41,32 @@ install_if_missing() {
     fi
 }
 
-# Ports some socket listens on (TCP, IPv4 and IPv6), one decimal per line.
-listening_ports() {
+# Ports some TCP socket holds in any state (IPv4 and IPv6), one decimal per
+# line.
+used_ports() {
     local file
     for file in /proc/net/tcp /proc/net/tcp6; do
         [[ -r $file ]] || continue
-        # Field 2 is local address:port in hex, field 4 the state (0A: LISTEN).
-        while read -r _ local _ state _; do
-            [[ $state == 0A ]] && echo $((16#${local##*:}))
+        # Field 2 is local address:port in hex.
+        while read -r _ local _; do
+            echo $((16#${local##*:}))
         done < <(tail -n +2 "$file")
     done
 }
 
-# N distinct free ports in 20000..59999 (listed in one line).
+# N distinct free ports (listed in one line) from 20000 up to below the
+# kernel's ephemeral range, which the ports of outgoing connections and of
+# listeners bound to port 0 come from: a port chosen there could be taken
+# (or linger in TIME_WAIT) before the daemon binds it. Each leaves room for
+# srun's range of 21 ports above it.
 free_ports() {
-    local wanted=$1 used chosen=() port
-    used=" $(listening_ports | tr '\n' ' ') "
+    local wanted=$1 used chosen=() port ephemeral_low span
+    read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range || ephemeral_low=32768
+    span=$((ephemeral_low - 21 - 20000))
+    ((span > 100)) || span=100
+    used=" $(used_ports | sort -u | tr '\n' ' ') "
     while ((${#chosen[@]} < wanted)); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % span))
         [[ $used == *" $port "* || " ${chosen[*]} " == *" $port "* ]] && continue
         chosen+=("$port")
     done
@@ -191,6 +199,17 @@ start_daemons() {
     while ((SECONDS < deadline)); do
         state=$(SLURM_CONF=$dir/slurm.conf timeout 10 sinfo -h -n "$NODE_NAME" -o %t 2>/dev/null || true)
         [[ $state == idle ]] && return 0
+        # A daemon that died (a port taken after all) will not come back.
+        if ! kill -0 "$(cat "$dir/run/slurmd.pid" 2>/dev/null || echo 0)" 2>/dev/null ||
+            ! kill -0 "$(cat "$dir/run/slurmctld.pid" 2>/dev/null || echo 0)" 2>/dev/null; then
+            sleep 1
+            [[ -s $dir/run/slurmd.pid && -s $dir/run/slurmctld.pid ]] &&
+                kill -0 "$(cat "$dir/run/slurmd.pid")" 2>/dev/null &&
+                kill -0 "$(cat "$dir/run/slurmctld.pid")" 2>/dev/null && continue
+            echo "one-node.sh: a Slurm daemon exited during start-up" >&2
+            show_logs "$dir"
+            return 1
+        fi
         sleep 0.5
     done
     echo "one-node.sh: node $NODE_NAME not idle after ${START_DEADLINE_SECONDS}s (state: ${state:-no answer})" >&2
@@ -240,15 +259,21 @@ command_start() {
         *) die "start: unknown argument $1" ;;
         esac
     done
-    local dir
-    dir=$(new_cluster_dir)
-    start_watchdog "$dir" "$owner" "$lifetime"
-    if ! start_daemons "$dir"; then
+    local dir attempt
+    # A port chosen free can still be taken before a daemon binds it: then
+    # start again, on other ports.
+    for attempt in 1 2 3; do
+        dir=$(new_cluster_dir)
+        start_watchdog "$dir" "$owner" "$lifetime"
+        if start_daemons "$dir"; then
+            echo "SLURM_DIR=$dir"
+            echo "SLURM_CONF=$dir/slurm.conf"
+            return 0
+        fi
         stop_cluster "$dir"
-        exit 1
-    fi
-    echo "SLURM_DIR=$dir"
-    echo "SLURM_CONF=$dir/slurm.conf"
+        echo "one-node.sh: start attempt $attempt failed" >&2
+    done
+    exit 1
 }
 
 command_watch() {
