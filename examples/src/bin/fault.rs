@@ -125,7 +125,17 @@ fn main() {
         "start" | "slowstart" => world.barrier(),
         "receive" | "exit" | "panic" | "abort" => {
             world.barrier();
+            // The victim faults only once every survivor is past the
+            // barrier: its own last barrier message may still be on its way
+            // when its barrier returns, and a survivor still in the barrier
+            // would fail there, not in the receive this case is about.
+            const READY: i32 = 77;
             if rank == victim {
+                for survivor in (0..world.size()).filter(|&r| r != victim) {
+                    world
+                        .process_at_rank(survivor)
+                        .receive_with_tag::<u8>(READY);
+                }
                 announce(rank);
                 match case {
                     "receive" => sigkill_self(),
@@ -135,6 +145,7 @@ fn main() {
                 }
             }
             let from_victim = world.process_at_rank(victim);
+            from_victim.send_with_tag(&1u8, READY);
             if trying {
                 report(rank, from_victim.try_receive::<u64>().map(|_| ()));
             } else {

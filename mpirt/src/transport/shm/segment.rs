@@ -118,15 +118,23 @@ impl Segment {
         );
         let key = random_u64()?;
         let c_name = CString::new(name.clone()).expect("no NUL in the name");
+        // Armed before the file exists: a signal between its creation and
+        // the arming would leave it behind.
+        unlink_on_sigterm(&c_name);
         // SAFETY: a NUL-terminated name; O_EXCL: we never reuse a file.
-        let fd = check(unsafe {
+        let fd = match check(unsafe {
             libc::shm_open(
                 c_name.as_ptr(),
                 libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
                 0o600 as libc::mode_t,
             )
-        })?;
-        unlink_on_sigterm(&c_name);
+        }) {
+            Ok(fd) => fd,
+            Err(e) => {
+                forget_sigterm_name();
+                return Err(e);
+            }
+        };
         let (_, len) = layout(ranks, capacity);
         let mapped = (|| {
             // SAFETY: our descriptor; fchmod in case the umask widened
