@@ -243,9 +243,13 @@ impl Segment {
     /// Mappings stay valid.
     pub fn unlink(&mut self) -> io::Result<()> {
         if let Some(name) = self.owned_name.take() {
-            forget_sigterm_name();
+            // Unlink first, then disarm: a signal between the two (a
+            // launcher's death ends start-up with both an end of file and
+            // SIGTERM) must still find the name to unlink. Seen: 1 in 10.
             // SAFETY: the NUL-terminated name we created.
-            check(unsafe { libc::shm_unlink(name.as_ptr()) })?;
+            let unlinked = check(unsafe { libc::shm_unlink(name.as_ptr()) });
+            forget_sigterm_name();
+            unlinked?;
         }
         Ok(())
     }
