@@ -520,7 +520,7 @@ impl Supervisor {
         // A rank killed between creating its segment and unlinking it
         // (start-up) cannot clean up; its launcher can.
         let pids: Vec<u32> = self.ranks.iter().map(|r| r.pid).collect();
-        remove_segments_of(&pids);
+        mpirt::transport::shm::segment::remove_segments_of(&pids);
         let ranks = self
             .ranks
             .iter()
@@ -543,41 +543,4 @@ impl Supervisor {
             ranks,
         }
     }
-}
-
-/// Removes from `/dev/shm` the shared-memory segments that ranks `pids`
-/// created and did not unlink: mpirt names them
-/// `mpirt-<pid namespace inode>-<pid>-<random>` (see mpirt's
-/// `transport/shm/segment.rs`). Only segments of this launcher's pid
-/// namespace are touched, where its ranks' pids mean what it thinks.
-/// Returns how many were removed.
-pub fn remove_segments_of(pids: &[u32]) -> usize {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(namespace) = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()) else {
-        return 0;
-    };
-    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let mut fields = name.split('-');
-        let (Some("mpirt"), Some(ns), Some(pid), Some(_), None) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            continue;
-        };
-        let ours = ns.parse::<u64>() == Ok(namespace)
-            && pid.parse::<u32>().is_ok_and(|pid| pids.contains(&pid));
-        if ours && std::fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
 }

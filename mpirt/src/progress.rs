@@ -120,7 +120,7 @@ pub struct Progress {
     policy: WaitPolicy,
     /// This rank's shared-memory segment: its doorbell.
     segment: Option<Arc<Segment>>,
-    /// When sockets were last polled, by any wait: with shared memory
+    /// When a due poll of the sockets last ran (any wait): with shared memory
     /// alone, a rank whose waits are all short still looks at its listener
     /// every [`SOCKET_POLL_INTERVAL`] (strangers are closed promptly).
     sockets_polled_at: Mutex<Instant>,
@@ -358,9 +358,12 @@ impl Progress {
     /// Polls sockets without blocking if none has been for
     /// [`SOCKET_POLL_INTERVAL`]; returns whether anything happened.
     fn poll_sockets_if_due(&self, now: Instant) -> bool {
-        if now.saturating_duration_since(*self.sockets_polled_at.lock()) < SOCKET_POLL_INTERVAL {
+        let mut polled_at = self.sockets_polled_at.lock();
+        if now.saturating_duration_since(*polled_at) < SOCKET_POLL_INTERVAL {
             return false;
         }
+        *polled_at = now;
+        drop(polled_at);
         self.poll_events(Duration::ZERO)
     }
 
@@ -384,7 +387,6 @@ impl Progress {
         if blocking {
             self.blocked.store(false, Ordering::Release);
         }
-        *self.sockets_polled_at.lock() = Instant::now();
         if result.is_err() || events.is_empty() {
             return false;
         }
@@ -415,12 +417,8 @@ impl State {
             let mut exchange = || -> Result<bool, LinkError> {
                 let wrote = link.flush(peer, engine)?;
                 let read = link.receive(peer, engine)?;
-                // Receiving may have queued answers (clear-to-send, acks);
-                // a TCP link cannot tell whether it read anything.
-                let answered = match link {
-                    Link::Shm(_) if !read => false,
-                    _ => link.flush(peer, engine)?,
-                };
+                // Receiving may have queued answers (clear-to-send, acks).
+                let answered = link.flush(peer, engine)?;
                 Ok(wrote || read || answered)
             };
             match exchange() {

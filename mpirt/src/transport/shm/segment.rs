@@ -329,10 +329,10 @@ fn pid_namespace() -> u64 {
     std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
 }
 
-/// Unlinks segments whose creator, in this pid namespace, no longer exists:
-/// what a rank killed with SIGKILL during start-up left behind. Returns how
+/// Unlinks the segments of this pid namespace whose creator's pid `doomed`
+/// picks (names are `mpirt-<pid namespace>-<pid>-<random>`). Returns how
 /// many. (Only the same user's files can be removed: /dev/shm is sticky.)
-pub fn sweep_stale() -> usize {
+fn unlink_segments_where(doomed: impl Fn(libc::pid_t) -> bool) -> usize {
     let Ok(entries) = std::fs::read_dir("/dev/shm") else {
         return 0;
     };
@@ -354,21 +354,36 @@ pub fn sweep_stale() -> usize {
         let Ok(pid) = pid.parse::<libc::pid_t>() else {
             continue;
         };
-        if ns != namespace || pid <= 0 {
+        if ns != namespace || pid <= 0 || !doomed(pid) {
             continue;
         }
-        // SAFETY: signal 0 only checks that the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } == -1
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         let Ok(path) = CString::new(format!("/{name}")) else {
             continue;
         };
-        // SAFETY: a NUL-terminated name of a segment nobody owns any more.
-        if gone && unsafe { libc::shm_unlink(path.as_ptr()) } == 0 {
+        // SAFETY: a NUL-terminated name of a segment its creator left.
+        if unsafe { libc::shm_unlink(path.as_ptr()) } == 0 {
             removed += 1;
         }
     }
     removed
+}
+
+/// Unlinks segments whose creator, in this pid namespace, no longer exists:
+/// what a rank killed with SIGKILL during start-up left behind. Returns how
+/// many.
+pub fn sweep_stale() -> usize {
+    unlink_segments_where(|pid| {
+        // SAFETY: signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    })
+}
+
+/// Unlinks the segments that processes `pids` (of this pid namespace)
+/// created and did not unlink: for a launcher whose ranks have ended.
+/// Returns how many.
+pub fn remove_segments_of(pids: &[u32]) -> usize {
+    unlink_segments_where(|pid| u32::try_from(pid).is_ok_and(|pid| pids.contains(&pid)))
 }
 
 /// Signals that, during start-up, unlink the segment before the process
