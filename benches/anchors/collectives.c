@@ -33,6 +33,35 @@ static void report(MPI_Comm comm, int rank, const char *test, int bytes, double 
     }
 }
 
+static double send_buffer[131072], recv_buffer[131072];
+
+static void allreduce_call(int n) {
+    MPI_Allreduce(send_buffer, recv_buffer, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void bcast_call(int n) {
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Bcast(rank == 0 ? send_buffer : recv_buffer, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+}
+
+/* Times `call` as pingpong.c times its allreduce: a barrier, `skip` untimed
+ * calls, then the average of `iters`; for 8 B and 1 MiB of doubles. */
+static void timed(int rank, const char *test, void (*call)(int)) {
+    static const int counts[] = {1, 131072}; /* 8 bytes, 1 MiB of doubles */
+    for (int c = 0; c < 2; c++) {
+        int n = counts[c];
+        int iters = scaled(n == 1 ? 10000 : 300, 10), skip = scaled(n == 1 ? 1000 : 30, 2);
+        double t0 = 0.0;
+        MPI_Barrier(MPI_COMM_WORLD);
+        for (int i = 0; i < iters + skip; i++) {
+            if (i == skip) t0 = MPI_Wtime();
+            call(n);
+        }
+        report(MPI_COMM_WORLD, rank, test, n * 8, (MPI_Wtime() - t0) * 1e6 / iters);
+    }
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     for (int i = 1; i + 1 < argc; i++)
@@ -40,37 +69,11 @@ int main(int argc, char **argv) {
     int rank, np;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &np);
-    static const int counts[] = {1, 131072}; /* 8 bytes, 1 MiB of doubles */
-    double *send = malloc(131072 * sizeof(double)), *recv = malloc(131072 * sizeof(double));
-    for (int i = 0; i < 131072; i++) send[i] = rank + 1;
-    for (int c = 0; c < 2; c++) {
-        int n = counts[c];
-        int iters = scaled(n == 1 ? 10000 : 300, 10), skip = scaled(n == 1 ? 1000 : 30, 2);
-        double t0 = 0.0;
-        MPI_Barrier(MPI_COMM_WORLD);
-        for (int i = 0; i < iters + skip; i++) {
-            if (i == skip) t0 = MPI_Wtime();
-            MPI_Allreduce(send, recv, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        }
-        double us = (MPI_Wtime() - t0) * 1e6 / iters;
-        if (recv[n - 1] != np * (np + 1) / 2.0) fprintf(stderr, "allreduce: wrong result\n");
-        report(MPI_COMM_WORLD, rank, "allreduce", n * 8, us);
-    }
-    for (int c = 0; c < 2; c++) {
-        int n = counts[c];
-        int iters = scaled(n == 1 ? 10000 : 300, 10), skip = scaled(n == 1 ? 1000 : 30, 2);
-        double t0 = 0.0;
-        MPI_Barrier(MPI_COMM_WORLD);
-        for (int i = 0; i < iters + skip; i++) {
-            if (i == skip) t0 = MPI_Wtime();
-            MPI_Bcast(rank == 0 ? send : recv, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-        }
-        double us = (MPI_Wtime() - t0) * 1e6 / iters;
-        if (rank != 0 && recv[n - 1] != 1.0) fprintf(stderr, "bcast: wrong result\n");
-        report(MPI_COMM_WORLD, rank, "bcast", n * 8, us);
-    }
-    free(send);
-    free(recv);
+    for (int i = 0; i < 131072; i++) send_buffer[i] = rank + 1;
+    timed(rank, "allreduce", allreduce_call);
+    if (recv_buffer[131071] != np * (np + 1) / 2.0) fprintf(stderr, "allreduce: wrong result\n");
+    timed(rank, "bcast", bcast_call);
+    if (rank != 0 && recv_buffer[131071] != 1.0) fprintf(stderr, "bcast: wrong result\n");
     MPI_Finalize();
     return 0;
 }

@@ -25,18 +25,6 @@ fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-fn describe(outcome: &Outcome) -> String {
-    let mut text = format!("{:?}\n", outcome.message);
-    for rank in 0..outcome.stdout.len() {
-        text += &format!(
-            "--- rank {rank} stdout:\n{}\n--- rank {rank} stderr:\n{}\n",
-            outcome.stdout_text(rank),
-            outcome.stderr_text(rank)
-        );
-    }
-    text
-}
-
 fn run(program: &str, args: &[&str], ranks: usize, transport: Transport) -> Outcome {
     Job::new(program)
         .args(args.iter().copied())
@@ -87,20 +75,16 @@ fn check_program(
         svg.to_str().unwrap(),
     ];
     let outcome = run(program, &args, ranks, transport);
-    assert!(
-        outcome.success(),
-        "{program} failed:\n{}",
-        describe(&outcome)
-    );
+    assert!(outcome.success(), "{program} failed:\n{}", outcome.report());
     for rank in 1..ranks {
         assert!(
             outcome.stdout[rank].is_empty(),
             "only rank 0 prints:\n{}",
-            describe(&outcome)
+            outcome.report()
         );
     }
     let lines = &outcome.stdout[0];
-    let context = describe(&outcome);
+    let context = outcome.report();
     assert_eq!(
         lines[0],
         format!(
@@ -272,7 +256,7 @@ fn a_point_to_point_test_refuses_three_ranks() {
             .iter()
             .any(|l| l.contains("needs exactly 2 ranks, not 3")),
         "{}",
-        describe(&outcome)
+        outcome.report()
     );
 }
 
@@ -290,7 +274,7 @@ fn a_bad_option_is_named() {
             .iter()
             .any(|l| l.contains("osu_bw: -m wants [MIN:]MAX")),
         "{}",
-        describe(&outcome)
+        outcome.report()
     );
     assert!(outcome.stderr[1].is_empty(), "only rank 0 complains");
 }
@@ -392,7 +376,7 @@ fn allreduce_bcast_prints_result_lines_at_3_and_5_ranks() {
             ranks,
             transport,
         );
-        assert!(outcome.success(), "{}", describe(&outcome));
+        assert!(outcome.success(), "{}", outcome.report());
         let lines: Vec<(String, usize, f64)> = outcome
             .stdout_text(0)
             .lines()
@@ -416,7 +400,7 @@ fn allreduce_bcast_prints_result_lines_at_3_and_5_ranks() {
                 ("bcast", 1 << 20)
             ],
             "{}",
-            describe(&outcome)
+            outcome.report()
         );
         assert!(
             lines.iter().all(|(_, _, us)| us.is_finite() && *us > 0.0),

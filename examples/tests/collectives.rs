@@ -21,18 +21,6 @@ fn run(mode: &str, n: usize, transport: Transport) -> Outcome {
         .expect("job starts")
 }
 
-fn report(outcome: &Outcome) -> String {
-    (0..outcome.stdout.len())
-        .map(|r| {
-            format!(
-                "--- rank {r}:\n{}\n{}\n",
-                outcome.stdout_text(r),
-                outcome.stderr_text(r)
-            )
-        })
-        .collect()
-}
-
 macro_rules! collectives_suite {
     ($module:ident, $transport:expr) => {
         mod $module {
@@ -46,7 +34,7 @@ macro_rules! collectives_suite {
                         outcome.success(),
                         "at {n} ranks: {:?}\n{}",
                         outcome.message,
-                        report(&outcome)
+                        outcome.report()
                     );
                     assert!(outcome
                         .stdout_text(0)
@@ -66,7 +54,7 @@ macro_rules! collectives_suite {
                     assert!(
                         stderr.contains("buffer lengths differ"),
                         "{}",
-                        report(&outcome)
+                        outcome.report()
                     );
                     assert!(outcome.elapsed < Duration::from_secs(60));
                 }
@@ -97,7 +85,7 @@ fn gossip_reaches_every_rank_and_matches_the_formula() {
             outcome.success(),
             "{:?}\n{}",
             outcome.message,
-            report(&outcome)
+            outcome.report()
         );
         let text = outcome.stdout_text(0);
         assert_eq!(

@@ -25,24 +25,12 @@ fn run(program: &str, args: &[&str], ranks: usize, transport: Transport) -> Outc
         .unwrap_or_else(|e| panic!("{program} {args:?} at {ranks} ranks did not start: {e}"))
 }
 
-fn describe(outcome: &Outcome) -> String {
-    let mut text = format!("{:?}\n", outcome.message);
-    for rank in 0..outcome.stdout.len() {
-        text += &format!(
-            "--- rank {rank} stdout:\n{}\n--- rank {rank} stderr:\n{}\n",
-            outcome.stdout_text(rank),
-            outcome.stderr_text(rank)
-        );
-    }
-    text
-}
-
 fn expect_success(program: &str, args: &[&str], ranks: usize, transport: Transport) -> Outcome {
     let outcome = run(program, args, ranks, transport);
     assert!(
         outcome.success(),
         "{program} {args:?} at {ranks} ranks over {transport:?} failed:\n{}",
-        describe(&outcome)
+        outcome.report()
     );
     outcome
 }
@@ -54,7 +42,7 @@ fn case(name: &str, ranks: &[usize], transport: Transport) {
         assert!(
             outcome.stdout[0].contains(&expected),
             "no success line:\n{}",
-            describe(&outcome)
+            outcome.report()
         );
     }
 }
@@ -73,7 +61,7 @@ macro_rules! conformance_suite {
                     assert!(
                         outcome.stdout[0][0].ends_with(&format!("token {sum}: ok")),
                         "{}",
-                        describe(&outcome)
+                        outcome.report()
                     );
                 }
             }
@@ -119,7 +107,7 @@ macro_rules! conformance_suite {
                     assert!(
                         refusals >= 3,
                         "rank 0 logged {refusals} refusals:\n{}",
-                        describe(&outcome)
+                        outcome.report()
                     );
                 }
             }
@@ -135,7 +123,7 @@ macro_rules! conformance_suite {
                         }) if *rank == victim => {}
                         other => panic!(
                             "expected rank {victim} killed by SIGKILL, got {other:?}\n{}",
-                            describe(&outcome)
+                            outcome.report()
                         ),
                     }
                     assert_eq!(outcome.exit_code, 137);
@@ -160,7 +148,7 @@ macro_rules! conformance_suite {
                         outcome.failure.as_ref().and_then(|f| f.rank()),
                         Some(n - 1),
                         "{}",
-                        describe(&outcome)
+                        outcome.report()
                     );
                     assert!(!outcome.success());
                     assert!(
@@ -203,7 +191,7 @@ fn pingpong_prints_result_lines_for_every_size() {
             .iter()
             .filter(|l| l.starts_with(&format!("RESULT {test} ")))
             .collect();
-        assert_eq!(lines.len(), 10, "{}", describe(&outcome));
+        assert_eq!(lines.len(), 10, "{}", outcome.report());
         let mut last_size = -1i64;
         for line in lines {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -227,7 +215,7 @@ fn pingpong_bandwidth_lines() {
         .iter()
         .filter(|l| l.starts_with("RESULT bw "))
         .collect();
-    assert_eq!(lines.len(), 6, "{}", describe(&outcome));
+    assert_eq!(lines.len(), 6, "{}", outcome.report());
     for line in lines {
         let fields: Vec<f64> = line
             .split_whitespace()
@@ -253,7 +241,7 @@ fn pingpong_allreduce_lines_with_a_third_rank_waiting() {
         .iter()
         .filter(|l| l.starts_with("RESULT allreduce "))
         .collect();
-    assert_eq!(lines.len(), 2, "{}", describe(&outcome));
+    assert_eq!(lines.len(), 2, "{}", outcome.report());
     for (line, bytes) in lines.iter().zip(["8", "1048576"]) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields[2], bytes);
@@ -272,14 +260,14 @@ fn modes_shows_each_primitive_and_prints_stats() {
     assert!(
         outcome.stdout_text(0).contains("sendrecv reply 42"),
         "{}",
-        describe(&outcome)
+        outcome.report()
     );
     assert!(
         outcome
             .stdout_text(1)
             .contains("irecv tag 4: 1048576 bytes"),
         "{}",
-        describe(&outcome)
+        outcome.report()
     );
     for rank in 0..2 {
         assert!(
@@ -287,13 +275,13 @@ fn modes_shows_each_primitive_and_prints_stats() {
                 .stdout_text(rank)
                 .contains(&format!("rank {rank}: sent ")),
             "{}",
-            describe(&outcome)
+            outcome.report()
         );
     }
     assert!(
         outcome.stdout_text(0).contains("1 buffered"),
         "{}",
-        describe(&outcome)
+        outcome.report()
     );
 }
 

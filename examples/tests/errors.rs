@@ -18,14 +18,7 @@ fn run(case: &str, n: usize, transport: Transport) -> (Outcome, String) {
         .output(Output::Capture)
         .run()
         .expect("job starts");
-    let mut report = format!("{:?}\n", outcome.message);
-    for r in 0..n {
-        report += &format!(
-            "--- rank {r}:\n{}\n{}\n",
-            outcome.stdout_text(r),
-            outcome.stderr_text(r)
-        );
-    }
+    let report = outcome.report();
     (outcome, report)
 }
 

@@ -67,7 +67,7 @@ fn check_fault(case: &str, ranks: usize, transport: Transport) -> Outcome {
     let ended = now_nanos();
     let context = format!("case {case}, {ranks} ranks, {transport:?}");
     let victim = ranks - 1;
-    let report = describe(&outcome);
+    let report = outcome.report();
 
     // Promptly: from the victim's marker to Job::run returning.
     let fault = fault_moment(&outcome.stdout[victim])
@@ -147,7 +147,7 @@ fault_matrix! {
 /// returned; every one of `waiting` must have got `PeerLost`.
 fn check_peer_lost(case: &str, transport: Transport, waiting: &[usize]) {
     let outcome = check_fault_try(case, transport);
-    let report = describe(&outcome);
+    let report = outcome.report();
     // Every one of them, within mpirun's 300 ms grace. (Over TCP this found
     // a rank that missed a peer's end of stream when the peer's last frame
     // and its close came in one epoll edge.)
@@ -171,7 +171,7 @@ fn check_fault_try(case: &str, transport: Transport) -> Outcome {
     let outcome = fault_job(&[case, "try"], 3, transport)
         .run()
         .expect("the job starts");
-    let report = describe(&outcome);
+    let report = outcome.report();
     assert_eq!(
         outcome.failure.as_ref().and_then(Failure::rank),
         Some(2),
@@ -210,7 +210,7 @@ fn a_rank_in_allreduce_gets_peer_lost() {
         assert!(
             reported >= 1,
             "{transport:?}: no survivor reported PeerLost\n{}",
-            describe(&outcome)
+            outcome.report()
         );
     }
 }

@@ -22,18 +22,6 @@ fn run(program: &str, args: &str, ranks: usize, transport: Transport) -> Outcome
         .expect("job starts")
 }
 
-fn report(outcome: &Outcome) -> String {
-    let mut text = format!("{:?}\n", outcome.message);
-    for rank in 0..outcome.stdout.len() {
-        text += &format!(
-            "--- rank {rank} stdout:\n{}\n--- rank {rank} stderr:\n{}\n",
-            outcome.stdout_text(rank),
-            outcome.stderr_text(rank)
-        );
-    }
-    text
-}
-
 /// Runs `program` with `args` (split at spaces) at every rank count of
 /// [`RANKS`] and requires success and a line on rank 0 starting with
 /// `check` and ending in "ok".
@@ -43,7 +31,7 @@ fn at_every_size(program: &str, args: &str, check: &str, transport: Transport) {
         assert!(
             outcome.success(),
             "{program} {args} at {n} ranks over {transport:?} failed:\n{}",
-            report(&outcome)
+            outcome.report()
         );
         let ok = outcome.stdout[0]
             .iter()
@@ -51,7 +39,7 @@ fn at_every_size(program: &str, args: &str, check: &str, transport: Transport) {
         assert!(
             ok,
             "{program} {args} at {n} ranks over {transport:?}: no \"{check} ... ok\" line:\n{}",
-            report(&outcome)
+            outcome.report()
         );
     }
 }

@@ -20,14 +20,7 @@ fn case(name: &str, transport: Transport) {
             .output(Output::Capture)
             .run()
             .expect("job starts");
-        let mut report = format!("{:?}\n", outcome.message);
-        for r in 0..n {
-            report += &format!(
-                "--- rank {r}:\n{}\n{}\n",
-                outcome.stdout_text(r),
-                outcome.stderr_text(r)
-            );
-        }
+        let report = outcome.report();
         assert!(
             outcome.success(),
             "semantics {name} at {n} ranks over {transport:?} failed:\n{report}"

@@ -25,25 +25,13 @@ fn job(program: &str, args: &[&str], ranks: usize) -> Job {
         .output(Output::Capture)
 }
 
-fn describe(outcome: &Outcome) -> String {
-    let mut text = format!("{:?}\n", outcome.message);
-    for rank in 0..outcome.stdout.len() {
-        text += &format!(
-            "--- rank {rank} stdout:\n{}\n--- rank {rank} stderr:\n{}\n",
-            outcome.stdout_text(rank),
-            outcome.stderr_text(rank)
-        );
-    }
-    text
-}
-
 fn run(job: Job) -> Outcome {
     job.run().expect("the job starts")
 }
 
 fn expect_success(job: Job) -> Outcome {
     let outcome = run(job);
-    assert!(outcome.success(), "job failed:\n{}", describe(&outcome));
+    assert!(outcome.success(), "job failed:\n{}", outcome.report());
     outcome
 }
 
@@ -68,7 +56,7 @@ fn run_leaving_nothing(job: Job) -> Outcome {
     assert!(
         left.is_empty(),
         "left in /dev/shm: {left:?}\n{}",
-        describe(&outcome)
+        outcome.report()
     );
     outcome
 }
@@ -82,7 +70,7 @@ fn ring_of_1000_laps_at_8_ranks_on_2_cores() {
     assert!(
         outcome.stdout[0][0].ends_with(&format!("token {sum}: ok")),
         "{}",
-        describe(&outcome)
+        outcome.report()
     );
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -111,7 +99,7 @@ fn a_rank_blocked_for_3_s_uses_under_half_a_cpu_second() {
     let line = outcome.stdout[1]
         .iter()
         .find(|l| l.starts_with("idle: rank 1 waited"))
-        .unwrap_or_else(|| panic!("no report:\n{}", describe(&outcome)));
+        .unwrap_or_else(|| panic!("no report:\n{}", outcome.report()));
     let fields: Vec<&str> = line.split_whitespace().collect();
     let waited: f64 = fields[4].parse().unwrap();
     let cpu: f64 = fields[7].parse().unwrap();
@@ -131,7 +119,7 @@ fn forced(copy: &str) {
             assert!(
                 outcome.stdout[0].contains(&expected),
                 "{}",
-                describe(&outcome)
+                outcome.report()
             );
         }
     }
@@ -151,7 +139,7 @@ fn large_messages_through_the_pipeline() {
 fn no_segment_left_after_a_normal_job() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let outcome = run_leaving_nothing(job(env!("CARGO_BIN_EXE_ring"), &["10"], 4));
-    assert!(outcome.success(), "{}", describe(&outcome));
+    assert!(outcome.success(), "{}", outcome.report());
 }
 
 #[test]
@@ -164,7 +152,7 @@ fn no_segment_left_after_a_rank_is_killed_mid_transfer() {
         }) => {}
         other => panic!(
             "expected rank 2 killed by SIGKILL, got {other:?}\n{}",
-            describe(&outcome)
+            outcome.report()
         ),
     }
 }
@@ -176,11 +164,11 @@ fn no_segment_left_after_a_job_ended_by_its_timeout() {
         job(env!("CARGO_BIN_EXE_idle"), &["hang"], 3).timeout(Duration::from_secs(3)),
     );
     assert!(!outcome.success());
-    assert_eq!(outcome.exit_code, 124, "{}", describe(&outcome));
+    assert_eq!(outcome.exit_code, 124, "{}", outcome.report());
     assert!(
         outcome.stdout[0].contains(&"idle: hanging".to_string()),
         "{}",
-        describe(&outcome)
+        outcome.report()
     );
 }
 
@@ -205,7 +193,7 @@ fn forcing_shm_across_nodes_is_refused_at_start_up() {
     assert!(
         stderr.contains("MPIRT_TRANSPORT=shm") && stderr.contains("another node"),
         "{}",
-        describe(&outcome)
+        outcome.report()
     );
 }
 
@@ -232,7 +220,7 @@ fn a_job_mixing_shm_and_tcp_peers() {
         assert!(
             outcome.stdout[0].iter().any(|l| l.contains(expected)),
             "{}",
-            describe(&outcome)
+            outcome.report()
         );
     }
 }

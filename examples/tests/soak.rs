@@ -7,31 +7,36 @@ use std::time::Duration;
 
 use launcher::{Job, Output, Transport};
 
+/// Runs `soak ARGS` at `n` ranks over `transport`; it must succeed and
+/// rank 0 must report `expected`.
+fn soak(args: &[&str], n: usize, transport: Transport, expected: &str) {
+    let outcome = Job::new(env!("CARGO_BIN_EXE_soak"))
+        .args(args.iter().copied())
+        .ranks(n)
+        .transport(transport)
+        .timeout(Duration::from_secs(120))
+        .output(Output::Capture)
+        .run()
+        .expect("job starts");
+    let report = outcome.report();
+    assert!(
+        outcome.success(),
+        "soak {args:?} at {n} ranks over {transport:?}:\n{report}"
+    );
+    assert!(outcome.stdout_text(0).contains(expected), "{report}");
+}
+
 #[test]
 fn soak_delivers_everything_in_order() {
     for transport in [Transport::Tcp, Transport::Shm] {
         for n in [3, 5, 8] {
-            let outcome = Job::new(env!("CARGO_BIN_EXE_soak"))
-                .args(["--messages", "256", "--seed", &n.to_string()])
-                .ranks(n)
-                .transport(transport)
-                .timeout(Duration::from_secs(120))
-                .output(Output::Capture)
-                .run()
-                .expect("job starts");
-            let all: String = (0..n)
-                .map(|r| outcome.stdout_text(r) + &outcome.stderr_text(r))
-                .collect();
-            assert!(
-                outcome.success(),
-                "soak at {n} ranks over {transport:?}: {:?}\n{all}",
-                outcome.message
-            );
-            assert!(
-                outcome
-                    .stdout_text(0)
-                    .contains(&format!("soak: ok: 4 rounds, {} messages", 256 * n)),
-                "{all}"
+            let seed = n.to_string();
+            let expected = format!("soak: ok: 4 rounds, {} messages", 256 * n);
+            soak(
+                &["--messages", "256", "--seed", &seed],
+                n,
+                transport,
+                &expected,
             );
         }
     }
@@ -42,28 +47,12 @@ fn soak_delivers_everything_in_order() {
 #[test]
 fn soak_checks_messages_too_short_for_a_header() {
     for transport in [Transport::Tcp, Transport::Shm] {
-        let n = 4;
-        let outcome = Job::new(env!("CARGO_BIN_EXE_soak"))
-            .args(["--messages", "512", "--seed", "11", "--max-size", "40"])
-            .ranks(n)
-            .transport(transport)
-            .timeout(Duration::from_secs(120))
-            .output(Output::Capture)
-            .run()
-            .expect("job starts");
-        let all: String = (0..n)
-            .map(|r| outcome.stdout_text(r) + &outcome.stderr_text(r))
-            .collect();
-        assert!(
-            outcome.success(),
-            "short soak over {transport:?}: {:?}\n{all}",
-            outcome.message
-        );
-        assert!(
-            outcome
-                .stdout_text(0)
-                .contains(&format!("soak: ok: 8 rounds, {} messages", 512 * n)),
-            "{all}"
+        let args = ["--messages", "512", "--seed", "11", "--max-size", "40"];
+        soak(
+            &args,
+            4,
+            transport,
+            &format!("soak: ok: 8 rounds, {} messages", 512 * 4),
         );
     }
 }

@@ -301,7 +301,7 @@ fn the_pmi_server_answers_junk_with_errors_and_the_job_goes_on() {
         let outcome = fault_job(&["pmi-junk"], 3, transport)
             .run()
             .expect("the job starts");
-        let report = describe(&outcome);
+        let report = outcome.report();
         assert!(outcome.success(), "{transport:?}: {report}");
         for rank in 0..3 {
             let said = outcome.stdout_text(rank);

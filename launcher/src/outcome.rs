@@ -308,6 +308,20 @@ impl Outcome {
             .map(|lines| lines.join("\n"))
             .unwrap_or_default()
     }
+
+    /// The job's message and exit code, then every rank's captured output:
+    /// what a test prints when an assertion about the job fails.
+    pub fn report(&self) -> String {
+        let mut text = format!("message {:?}, exit code {}\n", self.message, self.exit_code);
+        for rank in 0..self.stdout.len().max(self.stderr.len()) {
+            text += &format!(
+                "--- rank {rank} stdout:\n{}\n--- rank {rank} stderr:\n{}\n",
+                self.stdout_text(rank),
+                self.stderr_text(rank)
+            );
+        }
+        text
+    }
 }
 
 #[cfg(test)]

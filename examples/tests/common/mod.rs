@@ -28,22 +28,6 @@ pub fn fault_job(args: &[&str], ranks: usize, transport: Transport) -> Job {
         .output(Output::Capture)
 }
 
-/// The job's message and every rank's output, for assertion messages.
-pub fn describe(outcome: &Outcome) -> String {
-    let mut text = format!(
-        "message {:?}, exit code {}\n",
-        outcome.message, outcome.exit_code
-    );
-    for rank in 0..outcome.stdout.len() {
-        text += &format!(
-            "--- rank {rank} stdout:\n{}\n--- rank {rank} stderr:\n{}\n",
-            outcome.stdout_text(rank),
-            outcome.stderr_text(rank)
-        );
-    }
-    text
-}
-
 /// Now, as nanoseconds since the Unix epoch (the clock of the markers).
 pub fn now_nanos() -> u128 {
     SystemTime::now()

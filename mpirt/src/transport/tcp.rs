@@ -38,31 +38,38 @@ const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 /// Sets the socket options every connection uses.
 pub fn configure(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let wanted = std::env::var("MPIRT_TCP_BUFFER")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(DEFAULT_SOCKET_BUFFER);
-    if wanted == 0 {
-        return Ok(());
-    }
+    let (send, receive) = socket_buffers();
     let socket = socket2::SockRef::from(stream);
-    // The kernel clamps a fixed size to net.core.{w,r}mem_max (often 208
-    // KiB), below what autotuning reaches: then autotuning stays.
-    if wanted <= kernel_limit("wmem_max") {
-        let _ = socket.set_send_buffer_size(wanted);
+    if let Some(bytes) = send {
+        let _ = socket.set_send_buffer_size(bytes);
     }
-    if wanted <= kernel_limit("rmem_max") {
-        let _ = socket.set_recv_buffer_size(wanted);
+    if let Some(bytes) = receive {
+        let _ = socket.set_recv_buffer_size(bytes);
     }
     Ok(())
 }
 
-/// `/proc/sys/net/core/NAME`, or 0 if it cannot be read.
-fn kernel_limit(name: &str) -> usize {
-    std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(0)
+/// The send and receive buffer sizes to set, if any; worked out once per
+/// process. The kernel clamps a fixed size to `net.core.{w,r}mem_max`
+/// (often 208 KiB), below what its autotuning reaches: then autotuning
+/// stays.
+fn socket_buffers() -> (Option<usize>, Option<usize>) {
+    static BUFFERS: std::sync::OnceLock<(Option<usize>, Option<usize>)> =
+        std::sync::OnceLock::new();
+    *BUFFERS.get_or_init(|| {
+        let wanted = std::env::var("MPIRT_TCP_BUFFER")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(DEFAULT_SOCKET_BUFFER);
+        let allowed = |limit: &str| {
+            let max: usize = std::fs::read_to_string(format!("/proc/sys/net/core/{limit}"))
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(0);
+            (wanted > 0 && wanted <= max).then_some(wanted)
+        };
+        (allowed("wmem_max"), allowed("rmem_max"))
+    })
 }
 
 /// Binds the listening socket on `address` (port 0: any free port), with
