@@ -24,21 +24,21 @@ use collectives::{CollectiveError, PointToPoint, SystemOp};
 use crate::datatype::{Buffer, BufferMut, DatatypeRef, Equivalence, Partition, PartitionMut};
 use crate::engine::UserBuffer;
 use crate::error::{Error, Operation as OperationContext};
-use crate::point_to_point::{start_receive, start_send, wait, wait_both, Mode, Status};
+use crate::point_to_point::{
+    post_and_wait, prepare_receive, prepare_send, send_receive_posts, Mode, Status, Traffic,
+};
 use crate::request::{Purpose, Request, Scope, StaticScope};
 use crate::topology::{Communicator, Process, SimpleCommunicator};
 use crate::{Rank, Tag, ANY_SOURCE};
 
 /// A communicator's collective context, as the algorithms see it.
-struct Channel {
-    comm: SimpleCommunicator,
+struct Channel<'c> {
+    comm: &'c SimpleCommunicator,
 }
 
-impl Channel {
-    fn of(comm: &SimpleCommunicator) -> Channel {
-        Channel {
-            comm: comm.collective_view(),
-        }
+impl Channel<'_> {
+    fn of(comm: &SimpleCommunicator) -> Channel<'_> {
+        Channel { comm }
     }
 }
 
@@ -58,7 +58,7 @@ fn exact(result: Result<Status, Error>, expected: usize, from: usize) -> Result<
     }
 }
 
-impl PointToPoint for Channel {
+impl PointToPoint for Channel<'_> {
     type Error = Error;
 
     fn rank(&self) -> usize {
@@ -70,19 +70,27 @@ impl PointToPoint for Channel {
     }
 
     fn send(&self, to: usize, tag: u32, data: &[u8]) -> Result<(), Error> {
-        let id = start_send(&self.comm, to as Rank, tag as Tag, data, Mode::Standard)?;
-        wait(&self.comm, id).map(|_| ())
+        let post = prepare_send(
+            self.comm,
+            Traffic::Collective,
+            to as Rank,
+            tag as Tag,
+            data,
+            Mode::Standard,
+        )?;
+        post_and_wait(self.comm, post).map(|_| ())
     }
 
     fn receive(&self, from: usize, tag: u32, into: &mut [u8]) -> Result<(), Error> {
         let expected = into.len();
-        let id = start_receive(
-            &self.comm,
+        let post = prepare_receive(
+            self.comm,
+            Traffic::Collective,
             from as Rank,
             tag as Tag,
             UserBuffer::from_mut_slice(into),
         )?;
-        exact(wait(&self.comm, id), expected, from)
+        exact(post_and_wait(self.comm, post), expected, from)
     }
 
     fn send_receive(
@@ -95,27 +103,22 @@ impl PointToPoint for Channel {
         into: &mut [u8],
     ) -> Result<(), Error> {
         let expected = into.len();
-        let receive = start_receive(
-            &self.comm,
-            from as Rank,
-            receive_tag as Tag,
-            UserBuffer::from_mut_slice(into),
-        )?;
-        let send = match start_send(
-            &self.comm,
+        let send = prepare_send(
+            self.comm,
+            Traffic::Collective,
             to as Rank,
             send_tag as Tag,
             data,
             Mode::Standard,
-        ) {
-            Ok(id) => id,
-            Err(e) => {
-                // The receive is waited for even so: it borrows `into`.
-                let _ = wait(&self.comm, receive);
-                return Err(e);
-            }
-        };
-        let (sent, received) = wait_both(&self.comm, send, receive);
+        )?;
+        let receive = prepare_receive(
+            self.comm,
+            Traffic::Collective,
+            from as Rank,
+            receive_tag as Tag,
+            UserBuffer::from_mut_slice(into),
+        )?;
+        let (sent, received) = send_receive_posts((self.comm, send), (self.comm, receive));
         sent?;
         exact(received, expected, from)
     }
@@ -164,18 +167,33 @@ pub(crate) fn all_gather_bytes(
 /// [`SystemOperation`] or a [`UserOperation`].
 pub trait Operation {
     /// The operation for elements of `datatype`, as the algorithms apply it.
-    fn for_datatype(
-        &self,
-        datatype: DatatypeRef,
-    ) -> Result<Box<dyn collectives::Operation + '_>, Error>;
+    fn for_datatype(&self, datatype: DatatypeRef) -> Result<Reduction<'_>, Error>;
 }
 
 impl<O: Operation + ?Sized> Operation for &O {
-    fn for_datatype(
-        &self,
-        datatype: DatatypeRef,
-    ) -> Result<Box<dyn collectives::Operation + '_>, Error> {
+    fn for_datatype(&self, datatype: DatatypeRef) -> Result<Reduction<'_>, Error> {
         (**self).for_datatype(datatype)
+    }
+}
+
+/// An [`Operation`] bound to a datatype: what the algorithms apply. A
+/// predefined one is held as it is, not boxed: an 8-byte allreduce is
+/// short enough for an allocation to show.
+pub enum Reduction<'o> {
+    /// A predefined operation on a primitive type.
+    System(collectives::SystemOperation),
+    /// Any other.
+    Other(Box<dyn collectives::Operation + 'o>),
+}
+
+impl<'o> std::ops::Deref for Reduction<'o> {
+    type Target = dyn collectives::Operation + 'o;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Reduction::System(op) => op,
+            Reduction::Other(op) => &**op,
+        }
     }
 }
 
@@ -228,10 +246,7 @@ impl SystemOperation {
 }
 
 impl Operation for SystemOperation {
-    fn for_datatype(
-        &self,
-        datatype: DatatypeRef,
-    ) -> Result<Box<dyn collectives::Operation + '_>, Error> {
+    fn for_datatype(&self, datatype: DatatypeRef) -> Result<Reduction<'_>, Error> {
         let primitive = datatype.primitive().ok_or_else(|| {
             Error::Collective(format!(
                 "no predefined {:?} for elements of type {}",
@@ -241,7 +256,7 @@ impl Operation for SystemOperation {
         })?;
         let op = collectives::SystemOperation::new(self.0, primitive)
             .map_err(|e| Error::Collective(e.to_string()))?;
-        Ok(Box::new(op))
+        Ok(Reduction::System(op))
     }
 }
 
@@ -312,10 +327,7 @@ impl<T: Equivalence, F: Fn(&[T], &mut [T])> collectives::Operation for TypedOper
 }
 
 impl<T: Equivalence, F: Fn(&[T], &mut [T])> Operation for UserOperation<T, F> {
-    fn for_datatype(
-        &self,
-        datatype: DatatypeRef,
-    ) -> Result<Box<dyn collectives::Operation + '_>, Error> {
+    fn for_datatype(&self, datatype: DatatypeRef) -> Result<Reduction<'_>, Error> {
         let mine = T::equivalent_datatype();
         if datatype.size() != mine.size() {
             return Err(Error::Collective(format!(
@@ -324,7 +336,7 @@ impl<T: Equivalence, F: Fn(&[T], &mut [T])> Operation for UserOperation<T, F> {
                 datatype.name()
             )));
         }
-        Ok(Box::new(TypedOperation { op: self }))
+        Ok(Reduction::Other(Box::new(TypedOperation { op: self })))
     }
 }
 
@@ -349,7 +361,7 @@ fn context(name: &'static str, root: Option<Rank>, bytes: usize) -> OperationCon
 fn reduction<'o, R: BufferMut + ?Sized, O: Operation>(
     receive: &R,
     op: &'o O,
-) -> Result<(Box<dyn collectives::Operation + 'o>, usize), Error> {
+) -> Result<(Reduction<'o>, usize), Error> {
     let datatype = receive.datatype();
     Ok((op.for_datatype(datatype)?, datatype.size()))
 }
@@ -756,7 +768,6 @@ fn spawn<'a, D: ?Sized, Sc: Scope<'a>>(
         .runtime()
         .progress
         .with_state(|s| s.engine.post_external());
-    let channel = Channel::of(comm);
     let done = crate::engine::Status {
         source: ANY_SOURCE,
         tag: 0,
@@ -765,7 +776,7 @@ fn spawn<'a, D: ?Sized, Sc: Scope<'a>>(
     };
     let owner = comm.clone();
     std::thread::spawn(move || {
-        let outcome = job(&channel).map(|_| done);
+        let outcome = job(&Channel::of(&owner)).map(|_| done);
         owner
             .runtime()
             .progress

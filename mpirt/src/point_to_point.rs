@@ -24,7 +24,7 @@ use std::mem::MaybeUninit;
 
 use crate::buffered;
 use crate::datatype::{Buffer, BufferMut, Datatype, Equivalence};
-use crate::engine::{Envelope, MatchedMessage, RequestId, SendData, SendMode, UserBuffer};
+use crate::engine::{Engine, Envelope, MatchedMessage, RequestId, SendData, SendMode, UserBuffer};
 use crate::error::{Error, Operation};
 use crate::request::{Purpose, ReceiveFuture, Request, Scope, StaticScope};
 use crate::topology::{AnyProcess, Process, SimpleCommunicator};
@@ -123,15 +123,71 @@ impl Mode {
     }
 }
 
-/// Starts a send of `bytes`; the request completes as `mode` says. The
-/// caller keeps `bytes` borrowed until then.
-pub(crate) fn start_send(
+/// Which of a communicator's two contexts a message travels on: the user's,
+/// or the collective algorithms' own (where no user receive can match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Traffic {
+    User,
+    Collective,
+}
+
+impl Traffic {
+    fn context(self, comm: &SimpleCommunicator) -> u32 {
+        match self {
+            Traffic::User => comm.context(),
+            Traffic::Collective => comm.context() + 1,
+        }
+    }
+}
+
+/// An operation checked and ready to hand to the engine: what the
+/// immediate forms post (then return a request) and the blocking forms post
+/// inside their wait (see [`Progress::start_then_wait`]).
+///
+/// [`Progress::start_then_wait`]: crate::progress::Progress::start_then_wait
+pub(crate) enum Post {
+    /// Nothing to move (`PROC_NULL`, or a buffered send already copied).
+    Completed(crate::engine::Status),
+    Send {
+        dest: i32,
+        context: u32,
+        tag: Tag,
+        data: SendData,
+        mode: SendMode,
+    },
+    Receive {
+        envelope: Envelope,
+        buffer: UserBuffer,
+    },
+}
+
+impl Post {
+    fn into_engine(self, engine: &mut Engine) -> RequestId {
+        match self {
+            Post::Completed(status) => engine.post_completed(status),
+            Post::Send {
+                dest,
+                context,
+                tag,
+                data,
+                mode,
+            } => engine.post_send(dest, context, tag, data, mode),
+            Post::Receive { envelope, buffer } => engine.post_receive(envelope, buffer),
+        }
+    }
+}
+
+/// Checks a send of `bytes` (a buffered one is copied into the attached
+/// buffer here); the request it posts completes as `mode` says. The caller
+/// keeps `bytes` borrowed until then.
+pub(crate) fn prepare_send(
     comm: &SimpleCommunicator,
+    traffic: Traffic,
     dest: Rank,
     tag: Tag,
     bytes: &[u8],
     mode: Mode,
-) -> Result<RequestId, Error> {
+) -> Result<Post, Error> {
     let runtime = comm.runtime();
     runtime.check_live()?;
     check_send_tag(tag)?;
@@ -142,30 +198,86 @@ pub(crate) fn start_send(
         cancelled: false,
     };
     if dest == PROC_NULL {
-        return Ok(runtime
-            .progress
-            .with_state(|s| s.engine.post_completed(done)));
+        return Ok(Post::Completed(done));
     }
     comm.check_rank(dest)?;
     let world_dest = comm.world_rank(dest);
-    let engine_mode = match mode {
+    let mode = match mode {
         Mode::Buffered => {
-            buffered::buffered_send(runtime, world_dest, comm.context(), tag, bytes)?;
-            return Ok(runtime
-                .progress
-                .with_state(|s| s.engine.post_completed(done)));
+            buffered::buffered_send(runtime, world_dest, traffic.context(comm), tag, bytes)?;
+            return Ok(Post::Completed(done));
         }
         Mode::Standard | Mode::Ready => SendMode::Standard,
         Mode::Synchronous => SendMode::Synchronous,
     };
-    let data = SendData::Borrowed(UserBuffer::from_slice(bytes));
-    Ok(runtime.progress.with_state(|s| {
-        s.engine
-            .post_send(world_dest, comm.context(), tag, data, engine_mode)
-    }))
+    Ok(Post::Send {
+        dest: world_dest,
+        context: traffic.context(comm),
+        tag,
+        data: SendData::Borrowed(UserBuffer::from_slice(bytes)),
+        mode,
+    })
 }
 
-fn envelope(comm: &SimpleCommunicator, source: Rank, tag: Tag) -> Result<Envelope, Error> {
+/// Checks a receive into `buffer`; the caller keeps it borrowed until the
+/// request completes.
+pub(crate) fn prepare_receive(
+    comm: &SimpleCommunicator,
+    traffic: Traffic,
+    source: Rank,
+    tag: Tag,
+    buffer: UserBuffer,
+) -> Result<Post, Error> {
+    if source == PROC_NULL {
+        comm.runtime().check_live()?;
+        return Ok(Post::Completed(crate::engine::Status {
+            source: PROC_NULL,
+            tag: ANY_TAG,
+            bytes: 0,
+            cancelled: false,
+        }));
+    }
+    let envelope = envelope(comm, traffic, source, tag)?;
+    Ok(Post::Receive { envelope, buffer })
+}
+
+/// Starts a send (see [`prepare_send`]) and returns its request.
+pub(crate) fn start_send(
+    comm: &SimpleCommunicator,
+    traffic: Traffic,
+    dest: Rank,
+    tag: Tag,
+    bytes: &[u8],
+    mode: Mode,
+) -> Result<RequestId, Error> {
+    let post = prepare_send(comm, traffic, dest, tag, bytes, mode)?;
+    Ok(start(comm, post))
+}
+
+/// Posts a receive (see [`prepare_receive`]) and returns its request.
+pub(crate) fn start_receive(
+    comm: &SimpleCommunicator,
+    traffic: Traffic,
+    source: Rank,
+    tag: Tag,
+    buffer: UserBuffer,
+) -> Result<RequestId, Error> {
+    let post = prepare_receive(comm, traffic, source, tag, buffer)?;
+    Ok(start(comm, post))
+}
+
+fn start(comm: &SimpleCommunicator, post: Post) -> RequestId {
+    comm.runtime()
+        .progress
+        .with_state(|s| post.into_engine(&mut s.engine))
+}
+
+fn envelope(
+    comm: &SimpleCommunicator,
+    traffic: Traffic,
+    source: Rank,
+    tag: Tag,
+) -> Result<Envelope, Error> {
     comm.runtime().check_live()?;
     if source != ANY_SOURCE {
         comm.check_rank(source)?;
@@ -174,66 +286,66 @@ fn envelope(comm: &SimpleCommunicator, source: Rank, tag: Tag) -> Result<Envelop
         check_send_tag(tag)?;
     }
     Ok(Envelope {
-        context: comm.context(),
+        context: traffic.context(comm),
         source: (source != ANY_SOURCE).then(|| comm.world_rank(source)),
         tag: (tag != ANY_TAG).then_some(tag),
     })
 }
 
-/// Posts a receive into `buffer`; the caller keeps it borrowed until the
-/// request completes.
-pub(crate) fn start_receive(
-    comm: &SimpleCommunicator,
-    source: Rank,
-    tag: Tag,
-    buffer: UserBuffer,
-) -> Result<RequestId, Error> {
-    let progress = &comm.runtime().progress;
-    if source == PROC_NULL {
-        comm.runtime().check_live()?;
-        let nothing = crate::engine::Status {
-            source: PROC_NULL,
-            tag: ANY_TAG,
-            bytes: 0,
-            cancelled: false,
-        };
-        return Ok(progress.with_state(|s| s.engine.post_completed(nothing)));
-    }
-    let envelope = envelope(comm, source, tag)?;
-    Ok(progress.with_state(|s| s.engine.post_receive(envelope, buffer)))
-}
-
 pub(crate) fn wait(comm: &SimpleCommunicator, id: RequestId) -> Result<Status, Error> {
-    let status = comm.runtime().wait(id).map_err(|e| comm.localize(e))?;
-    Ok(Status::from_engine(comm, status))
+    finish(comm, comm.runtime().wait(id))
 }
 
-/// Waits for two requests in one progress loop (a send-receive's halves):
-/// one lock and one pump a round instead of a loop for each.
-pub(crate) fn wait_both(
+fn finish(
     comm: &SimpleCommunicator,
-    first: RequestId,
-    second: RequestId,
+    outcome: Result<crate::engine::Status, Error>,
+) -> Result<Status, Error> {
+    outcome
+        .map(|s| Status::from_engine(comm, s))
+        .map_err(|e| comm.localize(e))
+}
+
+/// Posts `post` and waits for it, in one hold of the progress lock while
+/// it completes at once (see [`Progress::start_then_wait`]).
+///
+/// [`Progress::start_then_wait`]: crate::progress::Progress::start_then_wait
+pub(crate) fn post_and_wait(comm: &SimpleCommunicator, post: Post) -> Result<Status, Error> {
+    let outcome = comm.runtime().progress.start_then_wait(
+        |s| post.into_engine(&mut s.engine),
+        |s, &id| s.engine.take_outcome(id),
+    );
+    finish(comm, outcome)
+}
+
+/// Posts a send and a receive (a send-receive's halves, each with its
+/// communicator) and waits for both in one progress loop. The send is
+/// posted first, the receive before anything is read: ours is out a little
+/// sooner, and the peer's message meets a posted receive.
+pub(crate) fn send_receive_posts(
+    send: (&SimpleCommunicator, Post),
+    receive: (&SimpleCommunicator, Post),
 ) -> (Result<Status, Error>, Result<Status, Error>) {
+    let ((send_comm, send_post), (receive_comm, receive_post)) = (send, receive);
     let mut outcomes = (None, None);
-    let (a, b) = comm.runtime().progress.wait_for(|state| {
-        if outcomes.0.is_none() {
-            outcomes.0 = state.engine.take_outcome(first);
-        }
-        if outcomes.1.is_none() {
-            outcomes.1 = state.engine.take_outcome(second);
-        }
-        match &outcomes {
-            (Some(_), Some(_)) => outcomes.0.take().zip(outcomes.1.take()),
-            _ => None,
-        }
-    });
-    let finish = |outcome: Result<crate::engine::Status, Error>| {
-        outcome
-            .map(|s| Status::from_engine(comm, s))
-            .map_err(|e| comm.localize(e))
-    };
-    (finish(a), finish(b))
+    let (sent, received) = send_comm.runtime().progress.start_then_wait(
+        |s| {
+            let send = send_post.into_engine(&mut s.engine);
+            (send, receive_post.into_engine(&mut s.engine))
+        },
+        |s, &(send, receive)| {
+            if outcomes.0.is_none() {
+                outcomes.0 = s.engine.take_outcome(send);
+            }
+            if outcomes.1.is_none() {
+                outcomes.1 = s.engine.take_outcome(receive);
+            }
+            match &outcomes {
+                (Some(_), Some(_)) => outcomes.0.take().zip(outcomes.1.take()),
+                _ => None,
+            }
+        },
+    );
+    (finish(send_comm, sent), finish(receive_comm, received))
 }
 
 /// Sends `bytes` and waits as `mode` says.
@@ -244,8 +356,8 @@ fn send_bytes(
     bytes: &[u8],
     mode: Mode,
 ) -> Result<(), Error> {
-    let id = start_send(comm, dest, tag, bytes, mode)?;
-    wait(comm, id).map(|_| ())
+    let post = prepare_send(comm, Traffic::User, dest, tag, bytes, mode)?;
+    post_and_wait(comm, post).map(|_| ())
 }
 
 /// Receives into `buffer` and waits for the data.
@@ -255,8 +367,14 @@ fn receive_bytes(
     tag: Tag,
     buffer: &mut [u8],
 ) -> Result<Status, Error> {
-    let id = start_receive(comm, source, tag, UserBuffer::from_mut_slice(buffer))?;
-    wait(comm, id)
+    let post = prepare_receive(
+        comm,
+        Traffic::User,
+        source,
+        tag,
+        UserBuffer::from_mut_slice(buffer),
+    )?;
+    post_and_wait(comm, post)
 }
 
 /// Receives one value of `T` with `receive` (given the value's bytes to
@@ -347,7 +465,7 @@ macro_rules! immediate_send {
         ) -> Result<Request<'a, B, S>, Error> {
             let (comm, rank) = self.destination();
             let bytes = buf.as_bytes();
-            let id = start_send(comm, rank, tag, bytes, $mode)?;
+            let id = start_send(comm, Traffic::User, rank, tag, bytes, $mode)?;
             let purpose = Purpose { name: $mode.name(true), peer: rank, tag, bytes: bytes.len() };
             Ok(Request::new(id, comm, scope, buf, purpose))
         }
@@ -554,7 +672,7 @@ pub trait Source {
     ) -> Result<Request<'a, B, S>, Error> {
         let (comm, rank) = self.source();
         let target = UserBuffer::from_mut_slice(buf.as_bytes_mut());
-        let id = start_receive(comm, rank, tag, target)?;
+        let id = start_receive(comm, Traffic::User, rank, tag, target)?;
         let purpose = Purpose {
             name: "immediate_receive_into",
             peer: rank,
@@ -603,7 +721,7 @@ pub trait Source {
             rank,
             tag,
             Some(size),
-            start_receive(comm, rank, tag, target),
+            start_receive(comm, Traffic::User, rank, tag, target),
         );
         let purpose = Purpose {
             name: "immediate_receive",
@@ -632,7 +750,7 @@ pub trait Source {
                 cancelled: false,
             });
         }
-        let envelope = envelope(comm, rank, tag)?;
+        let envelope = envelope(comm, Traffic::User, rank, tag)?;
         let status = comm
             .runtime()
             .progress
@@ -661,7 +779,7 @@ pub trait Source {
     /// returning errors.
     fn try_immediate_probe_with_tag(&self, tag: Tag) -> Result<Option<Status>, Error> {
         let (comm, rank) = self.source();
-        let envelope = envelope(comm, rank, tag)?;
+        let envelope = envelope(comm, Traffic::User, rank, tag)?;
         let found = comm
             .runtime()
             .progress
@@ -692,7 +810,7 @@ pub trait Source {
     /// errors.
     fn try_matched_probe_with_tag(&self, tag: Tag) -> Result<(Message, Status), Error> {
         let (comm, rank) = self.source();
-        let envelope = envelope(comm, rank, tag)?;
+        let envelope = envelope(comm, Traffic::User, rank, tag)?;
         let (status, matched) = comm
             .runtime()
             .progress
@@ -729,7 +847,7 @@ pub trait Source {
     /// (MPI_Improbe, MPI 4.1 §3.8.2).
     fn immediate_matched_probe_with_tag(&self, tag: Tag) -> Option<(Message, Status)> {
         let (comm, rank) = self.source();
-        let result = envelope(comm, rank, tag).map(|envelope| {
+        let result = envelope(comm, Traffic::User, rank, tag).map(|envelope| {
             comm.runtime()
                 .progress
                 .poll_once_then(|s| s.engine.matched_probe(&envelope))
@@ -893,16 +1011,22 @@ where
 {
     let (send_comm, to) = destination.destination();
     let (receive_comm, from) = source.source();
-    let receive = start_receive(
+    let receive = prepare_receive(
         receive_comm,
+        Traffic::User,
         from,
         receivetag,
         UserBuffer::from_mut_slice(buf.as_bytes_mut()),
     )?;
-    let sent = start_send(send_comm, to, sendtag, msg.as_bytes(), Mode::Standard)
-        .and_then(|id| wait(send_comm, id));
-    // The receive is waited for even when the send failed: it borrows `buf`.
-    let received = wait(receive_comm, receive);
+    let send = prepare_send(
+        send_comm,
+        Traffic::User,
+        to,
+        sendtag,
+        msg.as_bytes(),
+        Mode::Standard,
+    )?;
+    let (sent, received) = send_receive_posts((send_comm, send), (receive_comm, receive));
     sent?;
     received
 }

@@ -79,15 +79,6 @@ impl SimpleCommunicator {
         self.context
     }
 
-    /// The same group on the collective context: what collective algorithms
-    /// send and receive on.
-    pub(crate) fn collective_view(&self) -> SimpleCommunicator {
-        SimpleCommunicator {
-            context: self.context + 1,
-            ..self.clone()
-        }
-    }
-
     /// The world rank of this communicator's rank `rank`.
     pub(crate) fn world_rank(&self, rank: Rank) -> i32 {
         self.members.world_ranks[rank as usize]

@@ -27,9 +27,9 @@
 //!   by construction.
 
 pub mod matching;
+mod requests;
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 pub use matching::Envelope;
 use matching::{Matcher, UnexpectedBody, UnexpectedMessage};
@@ -37,32 +37,7 @@ use matching::{Matcher, UnexpectedBody, UnexpectedMessage};
 use crate::error::Error;
 use crate::wire::{FrameKind, Header, FLAG_SYNC, HEADER_LEN};
 
-/// Identifies a request in the engine's table; also travels on the wire.
-pub type RequestId = u64;
-
-/// Hashes request ids for the request table. Ids are handed out in sequence
-/// by this engine, so a Fibonacci multiply spreads them well; SipHash cost
-/// about 40% of a small message's software time (4-6 lookups per message).
-/// Ids a peer sends are only looked up, never inserted, so a hostile peer
-/// cannot flood the table's buckets.
-#[derive(Default)]
-struct RequestIdHasher(u64);
-
-impl Hasher for RequestIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
+pub use requests::RequestId;
 
 /// The sizes of the buffers the protocols use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,17 +162,42 @@ pub struct Transmit {
 pub enum Payload {
     /// No payload.
     None,
+    /// A small eager copy, held in the frame itself: no allocation.
+    Inline {
+        /// The copy, in the first `len` bytes.
+        bytes: [u8; INLINE_PAYLOAD],
+        /// How many bytes are the copy.
+        len: u8,
+    },
     /// Bytes the frame owns (an eager copy).
     Owned(Vec<u8>),
     /// A sender's buffer, valid until `handle_transmitted` for this frame.
     Borrowed(UserBuffer),
 }
 
+/// The largest eager copy a frame holds inline.
+pub const INLINE_PAYLOAD: usize = 64;
+
 impl Payload {
+    /// A copy of `bytes`: inline when small enough, else on the heap.
+    fn copy_of(bytes: &[u8]) -> Payload {
+        if bytes.len() <= INLINE_PAYLOAD {
+            let mut inline = [0; INLINE_PAYLOAD];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Payload::Inline {
+                bytes: inline,
+                len: bytes.len() as u8,
+            }
+        } else {
+            Payload::Owned(bytes.to_vec())
+        }
+    }
+
     /// The payload bytes.
     pub fn bytes(&self) -> &[u8] {
         match self {
             Payload::None => &[],
+            Payload::Inline { bytes, len } => &bytes[..*len as usize],
             Payload::Owned(v) => v,
             // SAFETY: a Borrowed payload points at a send buffer (or a
             // buffered send's copy) that stays valid until the frame is
@@ -293,8 +293,7 @@ pub struct Engine {
     rank: i32,
     limits: Limits,
     matcher: Matcher,
-    requests: HashMap<RequestId, Request, BuildHasherDefault<RequestIdHasher>>,
-    next_request: RequestId,
+    requests: requests::Table<Request>,
     peers: Vec<Peer>,
     stats: EngineStats,
 }
@@ -312,8 +311,7 @@ impl Engine {
             rank,
             limits,
             matcher: Matcher::default(),
-            requests: HashMap::default(),
-            next_request: 1,
+            requests: requests::Table::default(),
             peers,
             stats: EngineStats::default(),
         }
@@ -352,7 +350,7 @@ impl Engine {
                 peer,
                 reason: reason.clone(),
             };
-            self.requests.insert(
+            self.requests.insert_at(
                 id,
                 Request {
                     kind: RequestKind::Send {
@@ -389,12 +387,14 @@ impl Engine {
             let owned = matches!(data, SendData::Owned(_));
             let copy = match &mut data {
                 // A buffered send's copy moves into the frame as it is.
-                SendData::Owned(bytes) => std::mem::take(bytes),
+                SendData::Owned(bytes) => Payload::Owned(std::mem::take(bytes)),
                 // SAFETY: the caller's buffer is valid for `len` bytes until
                 // this request completes; we copy it now, before returning.
-                SendData::Borrowed(b) => unsafe { std::slice::from_raw_parts(b.ptr, len) }.to_vec(),
+                SendData::Borrowed(b) => {
+                    Payload::copy_of(unsafe { std::slice::from_raw_parts(b.ptr, len) })
+                }
             };
-            self.enqueue(peer, header, Payload::Owned(copy));
+            self.enqueue(peer, header, copy);
             match (sync, owned) {
                 (true, _) => (SendState::AwaitingAck, None),
                 (false, true) => (SendState::Staged, None),
@@ -406,7 +406,7 @@ impl Engine {
             self.enqueue(peer, header, Payload::None);
             (SendState::AwaitingClearToSend, None)
         };
-        self.requests.insert(
+        self.requests.insert_at(
             id,
             Request {
                 kind: RequestKind::Send {
@@ -432,7 +432,7 @@ impl Engine {
                     peer: source,
                     reason: reason.clone(),
                 };
-                self.requests.insert(
+                self.requests.insert_at(
                     id,
                     Request {
                         kind: RequestKind::Receive {
@@ -445,7 +445,7 @@ impl Engine {
                 return id;
             }
         }
-        self.requests.insert(
+        self.requests.insert_at(
             id,
             Request {
                 kind: RequestKind::Receive {
@@ -499,13 +499,13 @@ impl Engine {
             buffer,
             state: ReceiveState::Posted,
         };
-        self.requests.insert(id, Request { kind, outcome });
+        self.requests.insert_at(id, Request { kind, outcome });
         id
     }
 
     /// Completes a request made by [`Engine::post_external`].
     pub fn complete_external(&mut self, id: RequestId, outcome: Result<Status, Error>) {
-        if let Some(request) = self.requests.get_mut(&id) {
+        if let Some(request) = self.requests.get_mut(id) {
             request.outcome = Some(outcome);
         }
     }
@@ -527,7 +527,7 @@ impl Engine {
     /// Receives a message taken by [`Engine::matched_probe`] (MPI_Mrecv).
     pub fn receive_matched(&mut self, message: MatchedMessage, buffer: UserBuffer) -> RequestId {
         let id = self.new_request_id();
-        self.requests.insert(
+        self.requests.insert_at(
             id,
             Request {
                 kind: RequestKind::Receive {
@@ -547,7 +547,7 @@ impl Engine {
         if !self.matcher.unpost(id) {
             return false;
         }
-        if let Some(request) = self.requests.get_mut(&id) {
+        if let Some(request) = self.requests.get_mut(id) {
             request.outcome = Some(Ok(Status {
                 source: crate::ANY_SOURCE,
                 tag: crate::ANY_TAG,
@@ -560,15 +560,15 @@ impl Engine {
 
     /// Whether a request has completed.
     pub fn is_complete(&self, id: RequestId) -> bool {
-        self.requests.get(&id).is_none_or(|r| r.outcome.is_some())
+        self.requests.get(id).is_none_or(|r| r.outcome.is_some())
     }
 
     /// Removes a completed request and returns its outcome; `None` while it
     /// is still in flight.
     pub fn take_outcome(&mut self, id: RequestId) -> Option<Result<Status, Error>> {
-        let request = self.requests.get(&id)?;
+        let request = self.requests.get(id)?;
         request.outcome.as_ref()?;
-        self.requests.remove(&id).and_then(|r| r.outcome)
+        self.requests.remove(id).and_then(|r| r.outcome)
     }
 
     /// Sends (of any state) not yet complete.
@@ -599,7 +599,7 @@ impl Engine {
             FrameKind::Fin => self.peers[peer as usize].fin_sent = true,
             FrameKind::Eager | FrameKind::Data => {
                 let id = header.sender_request;
-                if let Some(request) = self.requests.get_mut(&id) {
+                if let Some(request) = self.requests.get_mut(id) {
                     if let RequestKind::Send {
                         state: state @ (SendState::Staged | SendState::Transmitting),
                         tag,
@@ -687,7 +687,7 @@ impl Engine {
             }
             FrameKind::ClearToSend => {
                 let rank = self.rank;
-                let request = self.requests.get_mut(&header.sender_request);
+                let request = self.requests.get_mut(header.sender_request);
                 let Some(Request {
                     kind:
                         RequestKind::Send {
@@ -725,7 +725,7 @@ impl Engine {
                 self.enqueue(peer, data_header, payload);
             }
             FrameKind::SyncAck => {
-                let request = self.requests.get_mut(&header.sender_request);
+                let request = self.requests.get_mut(header.sender_request);
                 let Some(Request {
                     kind:
                         RequestKind::Send {
@@ -777,7 +777,7 @@ impl Engine {
     /// [`Engine::handle_data_done`].
     pub fn data_destination(&mut self, peer: i32, header: &Header) -> Result<UserBuffer, Error> {
         self.check_arrival(peer, header)?;
-        match self.requests.get(&header.receiver_request) {
+        match self.requests.get(header.receiver_request) {
             Some(Request {
                 kind:
                     RequestKind::Receive {
@@ -817,7 +817,7 @@ impl Engine {
                         },
                 },
             outcome,
-        }) = self.requests.get_mut(&header.receiver_request)
+        }) = self.requests.get_mut(header.receiver_request)
         {
             *outcome = Some(receive_outcome(
                 *source,
@@ -849,7 +849,7 @@ impl Engine {
                     state: ReceiveState::AwaitingData { source, .. },
                     ..
                 } => *source == peer,
-                RequestKind::Receive { .. } => stranded.contains(id),
+                RequestKind::Receive { .. } => stranded.contains(&id),
             };
             if involved && request.outcome.is_none() {
                 request.outcome = Some(Err(error.clone()));
@@ -883,9 +883,7 @@ impl Engine {
     }
 
     fn new_request_id(&mut self) -> RequestId {
-        let id = self.next_request;
-        self.next_request += 1;
-        id
+        self.requests.next_id()
     }
 
     fn enqueue(&mut self, peer: i32, mut header: Header, payload: Payload) {
@@ -957,7 +955,7 @@ impl Engine {
                 let Some(Request {
                     kind: RequestKind::Receive { buffer, state },
                     ..
-                }) = self.requests.get_mut(&id)
+                }) = self.requests.get_mut(id)
                 else {
                     return;
                 };
@@ -985,7 +983,7 @@ impl Engine {
         if let Some(Request {
             kind: RequestKind::Receive { buffer, .. },
             outcome,
-        }) = self.requests.get_mut(&id)
+        }) = self.requests.get_mut(id)
         {
             let copied = payload.len().min(buffer.len);
             // SAFETY: the receive's buffer is valid and unaliased for
