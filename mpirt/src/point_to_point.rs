@@ -24,8 +24,9 @@ use std::mem::MaybeUninit;
 
 use crate::buffered;
 use crate::datatype::{Buffer, BufferMut, Datatype, Equivalence};
-use crate::engine::{Engine, Envelope, MatchedMessage, RequestId, SendData, SendMode, UserBuffer};
+use crate::engine::{Envelope, MatchedMessage, RequestId, SendData, SendMode, UserBuffer};
 use crate::error::{Error, Operation};
+use crate::progress::State;
 use crate::request::{Purpose, ReceiveFuture, Request, Scope, StaticScope};
 use crate::topology::{AnyProcess, Process, SimpleCommunicator};
 use crate::{Count, Rank, Tag, ANY_SOURCE, ANY_TAG, PROC_NULL};
@@ -162,17 +163,36 @@ pub(crate) enum Post {
 }
 
 impl Post {
-    fn into_engine(self, engine: &mut Engine) -> RequestId {
+    /// Hands the operation to the engine (a small standard send over
+    /// shared memory goes straight into the peer's ring: see
+    /// [`State::send_now`]).
+    fn start(self, state: &mut State) -> RequestId {
         match self {
-            Post::Completed(status) => engine.post_completed(status),
+            Post::Completed(status) => state.engine.post_completed(status),
+            Post::Send {
+                dest,
+                context,
+                tag,
+                data: SendData::Borrowed(buffer),
+                mode: SendMode::Standard,
+                // SAFETY: the caller of `start` keeps the send buffer
+                // borrowed until the request completes.
+            } if state.send_now(dest, context, tag, unsafe { buffer.as_slice() }) => {
+                state.engine.post_completed(crate::engine::Status {
+                    source: dest,
+                    tag,
+                    bytes: buffer.len,
+                    cancelled: false,
+                })
+            }
             Post::Send {
                 dest,
                 context,
                 tag,
                 data,
                 mode,
-            } => engine.post_send(dest, context, tag, data, mode),
-            Post::Receive { envelope, buffer } => engine.post_receive(envelope, buffer),
+            } => state.engine.post_send(dest, context, tag, data, mode),
+            Post::Receive { envelope, buffer } => state.engine.post_receive(envelope, buffer),
         }
     }
 }
@@ -267,9 +287,7 @@ pub(crate) fn start_receive(
 }
 
 fn start(comm: &SimpleCommunicator, post: Post) -> RequestId {
-    comm.runtime()
-        .progress
-        .with_state(|s| post.into_engine(&mut s.engine))
+    comm.runtime().progress.with_state(|s| post.start(s))
 }
 
 fn envelope(
@@ -310,10 +328,10 @@ fn finish(
 ///
 /// [`Progress::start_then_wait`]: crate::progress::Progress::start_then_wait
 pub(crate) fn post_and_wait(comm: &SimpleCommunicator, post: Post) -> Result<Status, Error> {
-    let outcome = comm.runtime().progress.start_then_wait(
-        |s| post.into_engine(&mut s.engine),
-        |s, &id| s.engine.take_outcome(id),
-    );
+    let outcome = comm
+        .runtime()
+        .progress
+        .start_then_wait(|s| post.start(s), |s, &id| s.engine.take_outcome(id));
     finish(comm, outcome)
 }
 
@@ -329,8 +347,8 @@ pub(crate) fn send_receive_posts(
     let mut outcomes = (None, None);
     let (sent, received) = send_comm.runtime().progress.start_then_wait(
         |s| {
-            let send = send_post.into_engine(&mut s.engine);
-            (send, receive_post.into_engine(&mut s.engine))
+            let send = send_post.start(s);
+            (send, receive_post.start(s))
         },
         |s, &(send, receive)| {
             if outcomes.0.is_none() {

@@ -458,6 +458,26 @@ impl State {
         moved
     }
 
+    /// Writes a standard send of `bytes` to `peer` straight into its ring
+    /// when nothing of ours waits ahead of it and credit allows: the send
+    /// is then complete, with no frame queued and no request kept (a third
+    /// less work for an 8-byte send). Returns whether it did; if not, the
+    /// caller posts the send as usual.
+    pub fn send_now(&mut self, peer: i32, context: u32, tag: i32, bytes: &[u8]) -> bool {
+        let Link::Shm(link) = &mut self.links[peer as usize] else {
+            return false;
+        };
+        let Some(slot) = link.reserve_eager(bytes.len()) else {
+            return false;
+        };
+        let Some(header) = self.engine.eager_now(peer, context, tag, bytes.len()) else {
+            // The reserved room stays free: nothing was committed.
+            return false;
+        };
+        link.commit_eager(slot, &header, bytes);
+        true
+    }
+
     /// Hands every consumed ring byte back to its writer.
     fn publish_rings(&mut self) {
         for link in &mut self.links {

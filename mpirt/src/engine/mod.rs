@@ -116,6 +116,15 @@ impl UserBuffer {
         }
     }
 
+    /// The bytes of a buffer.
+    ///
+    /// # Safety
+    /// The memory must still be valid: its request has not completed.
+    pub unsafe fn as_slice<'a>(&self) -> &'a [u8] {
+        // SAFETY: the caller guarantees the memory is valid.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
     /// A buffer to receive into.
     pub fn from_mut_slice(bytes: &mut [u8]) -> UserBuffer {
         UserBuffer {
@@ -420,6 +429,34 @@ impl Engine {
             },
         );
         id
+    }
+
+    /// A standard send of `len` bytes that the caller's link writes at once,
+    /// past the frame queue and the request table (see
+    /// `State::send_now`): its header, with credit taken and a sequence
+    /// number given. `None` when it must go the usual way: the peer is lost
+    /// or finished, frames wait ahead of it, or it is over the eager limit
+    /// or the credit.
+    pub fn eager_now(&mut self, peer: i32, context: u32, tag: i32, len: usize) -> Option<Header> {
+        let p = &mut self.peers[peer as usize];
+        let cost = len + HEADER_LEN;
+        if p.lost.is_some()
+            || p.fin_queued
+            || !p.outgoing.is_empty()
+            || len > self.limits.eager_limit
+            || p.credit < cost
+        {
+            return None;
+        }
+        p.credit -= cost;
+        let mut header = Header::new(FrameKind::Eager, self.rank);
+        header.context = context;
+        header.tag = tag;
+        header.length = len as u64;
+        header.sequence = p.next_send_sequence;
+        p.next_send_sequence += 1;
+        self.stats.eager_sends += 1;
+        Some(header)
     }
 
     /// Posts a receive into `buffer`. Matches the first unexpected message

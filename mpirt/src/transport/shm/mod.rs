@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 pub use segment::Segment;
 
-use self::ring::{Consumer, Producer, Record};
+use self::ring::{Consumer, Producer, Record, Slot};
 use super::LinkError;
 use crate::engine::{Engine, Transmit, UserBuffer};
 use crate::wire::{FrameKind, Header, HEADER_LEN};
@@ -256,17 +256,11 @@ impl ShmLink {
                             self.theirs.ring_capacity()
                         )));
                     }
-                    let Some(mut slot) = self.outbound.reserve(EAGER_PREFIX + payload.len()) else {
+                    let Some(slot) = self.outbound.reserve(EAGER_PREFIX + payload.len()) else {
                         self.pending = Some(transmit);
                         break;
                     };
-                    let body = slot.body();
-                    body[0..4].copy_from_slice(&header.context.to_le_bytes());
-                    body[4..8].copy_from_slice(&header.tag.to_le_bytes());
-                    body[8..16].copy_from_slice(&header.sender_request.to_le_bytes());
-                    body[16..16 + payload.len()].copy_from_slice(payload);
-                    self.outbound
-                        .commit(slot, EAGER_PREFIX + payload.len(), EAGER, header.flags);
+                    self.write_eager(slot, &header, payload);
                     engine.handle_transmitted(peer, &header);
                     wrote = true;
                 }
@@ -290,6 +284,37 @@ impl ShmLink {
             self.theirs.doorbell().ring();
         }
         Ok(wrote)
+    }
+
+    /// Room for an eager message of `len` payload bytes to be written now:
+    /// `None` if anything of ours waits to be written first, or the ring is
+    /// too full. Write it with [`ShmLink::commit_eager`].
+    pub fn reserve_eager(&mut self, len: usize) -> Option<Slot> {
+        let idle = self.backlog.is_empty()
+            && self.streaming.is_none()
+            && self.restream.is_empty()
+            && self.pending.is_none();
+        if !idle || EAGER_PREFIX + len > self.outbound.max_body() {
+            return None;
+        }
+        self.outbound.reserve(EAGER_PREFIX + len)
+    }
+
+    /// Writes an eager message into a slot from
+    /// [`ShmLink::reserve_eager`], and wakes the peer if it sleeps.
+    pub fn commit_eager(&mut self, slot: Slot, header: &Header, payload: &[u8]) {
+        self.write_eager(slot, header, payload);
+        self.theirs.doorbell().ring();
+    }
+
+    fn write_eager(&mut self, mut slot: Slot, header: &Header, payload: &[u8]) {
+        let body = slot.body();
+        body[0..4].copy_from_slice(&header.context.to_le_bytes());
+        body[4..8].copy_from_slice(&header.tag.to_le_bytes());
+        body[8..16].copy_from_slice(&header.sender_request.to_le_bytes());
+        body[16..16 + payload.len()].copy_from_slice(payload);
+        self.outbound
+            .commit(slot, EAGER_PREFIX + payload.len(), EAGER, header.flags);
     }
 
     fn single_copy(&self, bytes: u64) -> bool {

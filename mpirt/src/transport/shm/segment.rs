@@ -216,8 +216,8 @@ impl Segment {
             }
             let capacity = header.ring_capacity as usize;
             if header.ranks as usize != ranks
-                || !capacity.is_multiple_of(PAGE)
-                || capacity == 0
+                || !capacity.is_power_of_two()
+                || capacity < PAGE
                 || layout(ranks, capacity).1 > len
             {
                 return Err(invalid(format!(
@@ -502,14 +502,14 @@ pub const SEGMENT_BUDGET: usize = 64 << 20;
 
 /// The capacity of each ring of a segment for `ranks` senders: `requested`,
 /// shrunk so the segment stays within [`SEGMENT_BUDGET`], but always room
-/// for two of the largest eager records.
+/// for two of the largest eager records; a power of two (rings index by
+/// mask) of at least a page.
 pub fn ring_capacity(requested: usize, eager_limit: usize, ranks: usize) -> usize {
     let largest = eager_limit + 64 + ALIGN as usize;
-    requested
-        .min(SEGMENT_BUDGET / ranks.max(1))
-        .max(2 * largest)
-        .div_ceil(PAGE)
-        * PAGE
+    let budget = requested.min(SEGMENT_BUDGET / ranks.max(1)).max(1);
+    // Round the budget down, the minimum up.
+    let budget = 1 << (usize::BITS - 1 - budget.leading_zeros());
+    budget.max((2 * largest).next_power_of_two()).max(PAGE)
 }
 
 #[cfg(test)]
