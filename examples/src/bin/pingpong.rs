@@ -147,10 +147,10 @@ fn bw_iterations(size: usize, scale: f64) -> (usize, usize) {
 /// 64 immediate sends of `size` bytes, waited for together, then a 4-byte
 /// acknowledgement: microseconds per message. The C benchmark posts its 64
 /// receives into one buffer, which Rust's borrows forbid; so that the
-/// receiver touches as much memory as it does, small messages go into 64
-/// separate slots posted at once, and messages whose window would pass
-/// [`SLOT_BYTES`] are received one after another into one buffer (they
-/// travel by rendezvous, so each is copied once either way).
+/// receiver touches about as much memory as it does, the receives go into
+/// separate slots spread over at most [`SLOT_BYTES`], posted as many at a
+/// time as fit: all 64 for small messages, four at a time for 1 MiB, one
+/// at a time for 4 MiB.
 fn bandwidth(
     world: &SimpleCommunicator,
     size: usize,
@@ -175,17 +175,20 @@ fn bandwidth(
             });
             peer.receive_with_tag::<i32>(101);
         } else {
-            if size * WINDOW <= SLOT_BYTES {
-                mpirt::request::multiple_scope(WINDOW, |scope, requests| {
-                    for slot in slots.chunks_mut(size).take(WINDOW) {
+            // As many receives posted at once as fit in the slots: all 64
+            // for small messages, four at a time for 1 MiB.
+            let posted = (slots.len() / size.max(1)).clamp(1, WINDOW);
+            let mut left = WINDOW;
+            while left > 0 {
+                let count = posted.min(left);
+                mpirt::request::multiple_scope(count, |scope, requests| {
+                    for slot in slots.chunks_mut(size.max(1)).take(count) {
+                        let slot = &mut slot[..size];
                         requests.add(peer.immediate_receive_into_with_tag(scope, slot, 100));
                     }
                     requests.wait_all(&mut Vec::new());
                 });
-            } else {
-                for _ in 0..WINDOW {
-                    peer.receive_into_with_tag(&mut slots[..size], 100);
-                }
+                left -= count;
             }
             peer.send_with_tag(&0i32, 101);
         }
