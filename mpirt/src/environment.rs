@@ -369,6 +369,12 @@ impl Runtime {
                 .enumerate()
                 .filter(|(peer, c)| same_node(*peer, c))
                 .count();
+            if let Some(segment) = &segment {
+                // Before this rank first sleeps, which is after start-up.
+                segment
+                    .doorbell()
+                    .init(!crate::progress::oversubscribed(ranks_on_host));
+            }
             if settings.transport == TransportChoice::Shm {
                 if let Some((peer, card)) = cards
                     .iter()

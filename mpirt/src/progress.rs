@@ -50,6 +50,12 @@ pub const MIXED_BLOCK: Duration = Duration::from_millis(1);
 /// listening socket.
 pub const SOCKET_POLL_INTERVAL: Duration = Duration::from_millis(1);
 
+/// Whether this host has more of the job's ranks than cores for them.
+pub fn oversubscribed(ranks_on_host: usize) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ranks_on_host > cores
+}
+
 /// How long a waiting call spins, then yields, before it blocks.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitPolicy {
@@ -66,8 +72,7 @@ impl WaitPolicy {
     /// ranks than cores a spinning rank can hold a core a peer needs for a
     /// whole time slice.
     pub fn for_host(ranks_on_host: usize) -> WaitPolicy {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let oversubscribed = ranks_on_host > cores;
+        let oversubscribed = oversubscribed(ranks_on_host);
         WaitPolicy {
             spin: if oversubscribed {
                 Duration::ZERO
