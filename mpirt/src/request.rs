@@ -85,7 +85,12 @@ unsafe impl<'a> Scope<'a> for &LocalScope<'a> {
         self.live.borrow_mut().push((id, comm.clone()));
     }
     fn unregister(&self, id: RequestId) {
-        self.live.borrow_mut().retain(|(r, _)| *r != id);
+        // Most often the newest: a request added to a collection right
+        // after it was started.
+        let mut live = self.live.borrow_mut();
+        if let Some(index) = live.iter().rposition(|(r, _)| *r == id) {
+            live.swap_remove(index);
+        }
     }
 }
 

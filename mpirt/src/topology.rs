@@ -42,9 +42,14 @@ impl Members {
 
 /// A communicator: a group of ranks and a context that keeps its messages
 /// apart from every other communicator's (rsmpi's `SimpleCommunicator`).
-/// Cheap to clone; `Send + Sync`.
+/// Cheap to clone (one reference count: every request holds a handle, and
+/// each count is an atomic read-modify-write, which waits for this core's
+/// stores into a peer's ring); `Send + Sync`.
 #[derive(Clone)]
-pub struct SimpleCommunicator {
+pub struct SimpleCommunicator(Arc<Handle>);
+
+/// What a communicator handle shares with its clones.
+struct Handle {
     runtime: Arc<Runtime>,
     context: u32,
     members: Arc<Members>,
@@ -62,35 +67,35 @@ impl SimpleCommunicator {
         };
         let rank = runtime.rank;
         let error_handler = runtime.world_error_handler.clone();
-        SimpleCommunicator {
+        SimpleCommunicator(Arc::new(Handle {
             runtime,
             context: WORLD_CONTEXT,
             members: Arc::new(members),
             rank,
             error_handler,
-        }
+        }))
     }
 
     pub(crate) fn runtime(&self) -> &Runtime {
-        &self.runtime
+        &self.0.runtime
     }
 
     pub(crate) fn context(&self) -> u32 {
-        self.context
+        self.0.context
     }
 
     /// The world rank of this communicator's rank `rank`.
     pub(crate) fn world_rank(&self, rank: Rank) -> i32 {
-        self.members.world_ranks[rank as usize]
+        self.0.members.world_ranks[rank as usize]
     }
 
     /// This communicator's rank of world rank `world` (`world` itself if it
     /// is not a member, which the engine's matching never lets happen).
     pub(crate) fn local_rank(&self, world: i32) -> Rank {
-        if self.context == WORLD_CONTEXT || self.context == WORLD_CONTEXT + 1 {
+        if self.0.context == WORLD_CONTEXT || self.0.context == WORLD_CONTEXT + 1 {
             return world;
         }
-        self.members.position(world).unwrap_or(world)
+        self.0.members.position(world).unwrap_or(world)
     }
 
     /// Checks that `rank` names a member.
@@ -128,21 +133,21 @@ impl SimpleCommunicator {
     /// [`ErrorHandler`]: the job ends, or the calling thread unwinds.
     pub(crate) fn handle_error(&self, operation: Operation<'_>, error: Error) -> ! {
         match Communicator::error_handler(self) {
-            ErrorHandler::Fatal => self.runtime.fatal(operation, error),
-            ErrorHandler::Return => panic!("{}", self.runtime.describe(operation, &error)),
+            ErrorHandler::Fatal => self.0.runtime.fatal(operation, error),
+            ErrorHandler::Return => panic!("{}", self.0.runtime.describe(operation, &error)),
         }
     }
 
     /// A handle on a new communicator: inherits this one's error handler
     /// (MPI 4.1 §9.3) but no longer shares it.
     fn derived(&self, context: u32, members: Arc<Members>, rank: Rank) -> SimpleCommunicator {
-        SimpleCommunicator {
-            runtime: self.runtime.clone(),
+        SimpleCommunicator(Arc::new(Handle {
+            runtime: self.0.runtime.clone(),
             context,
             members,
             rank,
             error_handler: Arc::new(AtomicU8::new(Communicator::error_handler(self).to_u8())),
-        }
+        }))
     }
 
     /// Agrees with the members of `self` on a fresh context id.
@@ -154,7 +159,7 @@ impl SimpleCommunicator {
     }
 
     fn with_members(&self, context: u32, world_ranks: Vec<i32>) -> Option<SimpleCommunicator> {
-        let me = self.runtime.rank;
+        let me = self.0.runtime.rank;
         let rank = world_ranks.iter().position(|&w| w == me)? as Rank;
         Some(self.derived(context, Arc::new(Members { world_ranks }), rank))
     }
@@ -162,7 +167,7 @@ impl SimpleCommunicator {
     /// [`duplicate`](Self::duplicate) returning errors.
     pub fn try_duplicate(&self) -> Result<SimpleCommunicator, Error> {
         let context = self.agree_on_context()?;
-        Ok(self.derived(context, self.members.clone(), self.rank))
+        Ok(self.derived(context, self.0.members.clone(), self.0.rank))
     }
 
     /// A communicator with the same group and a new context (MPI_Comm_dup,
@@ -212,7 +217,7 @@ impl SimpleCommunicator {
     /// [`split_by_color_with_key`](Self::split_by_color_with_key) with the
     /// rank as key.
     pub fn split_by_color(&self, color: Color) -> Option<SimpleCommunicator> {
-        self.split_by_color_with_key(color, self.rank)
+        self.split_by_color_with_key(color, self.0.rank)
     }
 
     /// [`split_by_subgroup_collective`](Self::split_by_subgroup_collective)
@@ -243,11 +248,13 @@ impl SimpleCommunicator {
             return Ok(None);
         };
         // Only the members agree, over the parent's collective context.
-        let scratch = SimpleCommunicator {
+        let scratch = SimpleCommunicator(Arc::new(Handle {
+            runtime: self.0.runtime.clone(),
+            context: self.0.context,
             members: group.members.clone(),
             rank,
-            ..self.clone()
-        };
+            error_handler: self.0.error_handler.clone(),
+        }));
         let context = scratch.agree_on_context()?;
         Ok(self.with_members(context, group.members.world_ranks.clone()))
     }
@@ -399,12 +406,12 @@ pub trait Communicator {
 
     /// This process's rank (MPI_Comm_rank, MPI 4.1 §7.4.1).
     fn rank(&self) -> Rank {
-        self.as_simple().rank
+        self.as_simple().0.rank
     }
 
     /// Number of ranks (MPI_Comm_size, MPI 4.1 §7.4.1).
     fn size(&self) -> Rank {
-        self.as_simple().members.world_ranks.len() as Rank
+        self.as_simple().0.members.world_ranks.len() as Rank
     }
 
     /// The process of rank `rank`, to send to or receive from. A rank out of
@@ -432,15 +439,15 @@ pub trait Communicator {
     fn group(&self) -> UserGroup {
         let comm = self.as_simple();
         UserGroup {
-            members: comm.members.clone(),
-            me: comm.runtime.rank,
+            members: comm.0.members.clone(),
+            me: comm.0.runtime.rank,
         }
     }
 
     /// This communicator's error handler (MPI_Comm_get_errhandler, MPI 4.1
     /// §9.3.1).
     fn error_handler(&self) -> ErrorHandler {
-        ErrorHandler::from_u8(self.as_simple().error_handler.load(Ordering::Relaxed))
+        ErrorHandler::from_u8(self.as_simple().0.error_handler.load(Ordering::Relaxed))
     }
 
     /// Sets what the operations of this communicator (every handle of it)
@@ -448,6 +455,7 @@ pub trait Communicator {
     /// §9.3.1); communicators made from it later inherit the choice.
     fn set_error_handler(&self, handler: ErrorHandler) {
         self.as_simple()
+            .0
             .error_handler
             .store(handler.to_u8(), Ordering::Relaxed);
     }
