@@ -59,14 +59,17 @@ mpirun.mpich -n 2 -genv MPIR_CVAR_NOLOCAL 1 -genv UCX_TLS tcp "$mpich" -t lat >"
   "mpirt tcp=$out/mpirt-tcp.csv" "MPICH tcp=$out/mpich-tcp.txt"
 uptime | tee -a "$out/load.txt"
 
-# The README's table: a few rows of both comparisons side by side.
-python3 - "$out/compare-shm.txt" "$out/compare-tcp.txt" <<'PY' | tee "$out/table.md"
-import sys
+# The README's table: a few rows of the comparisons side by side (with
+# the ratio to Open MPI when it ran).
+python3 - "$out/compare-shm.txt" "$out/compare-tcp.txt" "$out/compare-shm-openmpi.txt" <<'PY' | tee "$out/table.md"
+import os, sys
 ROWS = [("lat", 8, "8 B"), ("lat", 1 << 20, "1 MiB"), ("lat", 4 << 20, "4 MiB"),
-        ("ssend", 8, "8 B"), ("bw", 1 << 20, "1 MiB"),
+        ("ssend", 8, "8 B"), ("bw", 8, "8 B"), ("bw", 1 << 20, "1 MiB"),
         ("allreduce", 8, "8 B"), ("allreduce", 1 << 20, "1 MiB")]
 def load(path):
     medians = {}
+    if not os.path.exists(path):
+        return medians
     for line in open(path):
         words = line.split()
         try:
@@ -76,17 +79,18 @@ def load(path):
     return medians
 def us(v):
     return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
-shm, tcp = load(sys.argv[1]), load(sys.argv[2])
-print("| test | size | MPICH shm | mpirt shm | mpirt / MPICH | MPICH tcp | mpirt tcp | mpirt / MPICH |")
-print("|---|---|---|---|---|---|---|---|")
+shm, tcp, ompi = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+print("| test | size | MPICH shm | mpirt shm | mpirt / MPICH | mpirt / Open MPI | MPICH tcp | mpirt tcp | mpirt / MPICH |")
+print("|---|---|---|---|---|---|---|---|---|")
 for test, size, name in ROWS:
     cells = []
-    for medians in (shm, tcp):
+    for medians, columns in ((shm, 3), (ompi, 1), (tcp, 3)):
         if (test, size) in medians:
             reference, ours = medians[(test, size)]
-            cells += [us(reference), us(ours), f"{ours / reference:.2f}"]
+            ratio = f"{ours / reference:.2f}"
+            cells += [us(reference), us(ours), ratio] if columns == 3 else [ratio]
         else:
-            cells += ["-"] * 3
+            cells += ["-"] * columns
     print(f"| {test} | {name} | " + " | ".join(cells) + " |")
 PY
 echo "wrote $out/table.md, $out/compare-*.txt and $out/latency.svg"
