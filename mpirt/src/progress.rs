@@ -104,6 +104,8 @@ pub struct State {
     size: i32,
     /// Links that are `Link::Tcp`.
     tcp_links: usize,
+    /// Calls of [`Progress::with_state`] since one pumped.
+    calls_since_pump: u32,
 }
 
 struct Poller {
@@ -136,6 +138,8 @@ pub struct Progress {
 
 /// See [`Progress::waits_started`].
 const WAITS_PER_SOCKET_CHECK: u32 = 64;
+/// See [`Progress::with_state`].
+const PUMP_EVERY: u32 = 16;
 /// While spinning, the clock is read (and the lock let go) once in this
 /// many rounds: a round is a few cache-line reads, the clock a good part of
 /// one.
@@ -200,6 +204,7 @@ impl Progress {
             rank,
             size,
             tcp_links,
+            calls_since_pump: 0,
         };
         Ok(Progress {
             state: Mutex::new(state),
@@ -218,11 +223,19 @@ impl Progress {
         })
     }
 
-    /// Runs `f` on the state, then pushes out whatever it queued.
+    /// Runs `f` on the state, then pushes out whatever it queued. When it
+    /// queued nothing (a small send written straight into a ring, a receive
+    /// posted) the links are pumped only every [`PUMP_EVERY`]th call: a
+    /// pump per immediate operation took a fifth of the time of a window
+    /// of 8-byte sends, and the wait or test that must follow pumps anyway.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut state = self.state.lock();
         let result = f(&mut state);
-        state.pump();
+        state.calls_since_pump += 1;
+        if state.engine.has_queued_frames() || state.calls_since_pump >= PUMP_EVERY {
+            state.calls_since_pump = 0;
+            state.pump();
+        }
         drop(state);
         if self.blocked.load(Ordering::Acquire) {
             // Someone sleeps in the poller and may wait for what we did.

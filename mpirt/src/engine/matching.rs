@@ -88,6 +88,12 @@ pub struct Matcher {
 impl Matcher {
     /// Takes the first posted receive that accepts this message.
     pub fn take_posted(&mut self, context: u32, source: i32, tag: i32) -> Option<RequestId> {
+        // Most often the oldest receive takes the message.
+        if let Some((env, _)) = self.posted_receives.front() {
+            if env.accepts(context, source, tag) {
+                return self.posted_receives.pop_front().map(|(_, id)| id);
+            }
+        }
         let index = self
             .posted_receives
             .iter()
@@ -116,6 +122,9 @@ impl Matcher {
 
     /// Takes the first unexpected message an envelope accepts.
     pub fn take_unexpected(&mut self, envelope: &Envelope) -> Option<UnexpectedMessage> {
+        if self.unexpected_messages.is_empty() {
+            return None;
+        }
         let index = self
             .unexpected_messages
             .iter()

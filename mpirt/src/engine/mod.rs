@@ -304,6 +304,8 @@ pub struct Engine {
     matcher: Matcher,
     requests: requests::Table<Request>,
     peers: Vec<Peer>,
+    /// Frames in all peers' `outgoing` queues.
+    queued_frames: usize,
     stats: EngineStats,
 }
 
@@ -322,6 +324,7 @@ impl Engine {
             matcher: Matcher::default(),
             requests: requests::Table::default(),
             peers,
+            queued_frames: 0,
             stats: EngineStats::default(),
         }
     }
@@ -619,10 +622,16 @@ impl Engine {
     /// The next frame for `peer`'s transport, if any.
     pub fn poll_transmit(&mut self, peer: i32) -> Option<Transmit> {
         let t = self.peers[peer as usize].outgoing.pop_front()?;
+        self.queued_frames -= 1;
         if t.header.kind == FrameKind::Eager {
             self.stats.staged_bytes -= t.header.length as usize;
         }
         Some(t)
+    }
+
+    /// Whether frames wait for any peer's transport.
+    pub fn has_queued_frames(&self) -> bool {
+        self.queued_frames > 0
     }
 
     /// Whether frames wait for `peer`'s transport.
@@ -873,6 +882,7 @@ impl Engine {
             return;
         }
         p.lost = Some(reason.to_string());
+        self.queued_frames -= p.outgoing.len();
         p.outgoing.clear();
         let error = Error::PeerLost {
             peer,
@@ -932,6 +942,7 @@ impl Engine {
             self.stats.staged_bytes_max = self.stats.staged_bytes_max.max(self.stats.staged_bytes);
         }
         p.outgoing.push_back(Transmit { header, payload });
+        self.queued_frames += 1;
     }
 
     fn check_arrival(&mut self, peer: i32, header: &Header) -> Result<(), Error> {
