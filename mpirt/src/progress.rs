@@ -297,6 +297,15 @@ impl Progress {
         let mut round = 0u32;
         let mut state = self.state.lock();
         let started = start(&mut state);
+        // Done already (a send written straight into a ring, a request that
+        // completed earlier): no pump, as `with_state` would skip it.
+        if let Some(r) = done(&mut state, &started) {
+            drop(state);
+            if self.blocked.load(Ordering::Acquire) {
+                self.wake_sleeper();
+            }
+            return r;
+        }
         let mut first = true;
         loop {
             let moved = state.pump();
