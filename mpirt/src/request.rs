@@ -74,7 +74,11 @@ unsafe impl Scope<'static> for StaticScope {
 /// The scope made by [`scope`]: waits, at its end, for every request still
 /// registered.
 pub struct LocalScope<'a> {
-    live: RefCell<Vec<(RequestId, SimpleCommunicator)>>,
+    live: RefCell<Vec<RequestId>>,
+    /// A handle on the runtime the requests wait through (every request of
+    /// a process has the same one); taken at the first registration, so
+    /// that starting a request costs no reference count here.
+    runtime: RefCell<Option<SimpleCommunicator>>,
     // Invariant in 'a, so the scope's lifetime cannot be shortened.
     _lifetime: PhantomData<std::cell::Cell<&'a ()>>,
 }
@@ -82,13 +86,17 @@ pub struct LocalScope<'a> {
 // SAFETY: `scope` waits for every registered request before 'a ends.
 unsafe impl<'a> Scope<'a> for &LocalScope<'a> {
     fn register(&self, id: RequestId, comm: &SimpleCommunicator) {
-        self.live.borrow_mut().push((id, comm.clone()));
+        let mut runtime = self.runtime.borrow_mut();
+        if runtime.is_none() {
+            *runtime = Some(comm.clone());
+        }
+        self.live.borrow_mut().push(id);
     }
     fn unregister(&self, id: RequestId) {
         // Most often the newest: a request added to a collection right
         // after it was started.
         let mut live = self.live.borrow_mut();
-        if let Some(index) = live.iter().rposition(|(r, _)| *r == id) {
+        if let Some(index) = live.iter().rposition(|r| *r == id) {
             live.swap_remove(index);
         }
     }
@@ -96,7 +104,10 @@ unsafe impl<'a> Scope<'a> for &LocalScope<'a> {
 
 impl Drop for LocalScope<'_> {
     fn drop(&mut self) {
-        for (id, comm) in self.live.take() {
+        let Some(comm) = self.runtime.take() else {
+            return;
+        };
+        for id in self.live.take() {
             let rank = comm.runtime().rank;
             eprintln!("mpirt: rank {rank}: a request was still in flight at the end of its scope; waiting for it");
             let _ = comm.runtime().wait(id);
@@ -112,6 +123,7 @@ where
 {
     let scope = LocalScope {
         live: RefCell::new(Vec::new()),
+        runtime: RefCell::new(None),
         _lifetime: PhantomData,
     };
     f(&scope)
@@ -335,13 +347,18 @@ unsafe impl<'a> Scope<'a> for Collected {
 impl<'a, D: ?Sized> RequestCollection<'a, D> {
     /// Adds a request; returns its index. The collection now owns its
     /// completion.
-    pub fn add<S: Scope<'a>>(&mut self, mut request: Request<'a, D, S>) -> usize {
+    pub fn add<S: Scope<'a>>(&mut self, request: Request<'a, D, S>) -> usize {
         request.scope.unregister(request.id);
-        // Completion moves to the collection: the old handle goes quietly.
-        request.finished = true;
+        // Completion moves to the collection: the old handle goes without
+        // its drop (which would wait), and its communicator handle moves
+        // over rather than being counted again.
+        let request = std::mem::ManuallyDrop::new(request);
+        // SAFETY: `request` is never dropped or used again, so the handle
+        // read out of it has exactly one owner from here on.
+        let comm = unsafe { std::ptr::read(&request.comm) };
         let owned = Request {
             id: request.id,
-            comm: request.comm.clone(),
+            comm,
             scope: Collected,
             data: request.data,
             purpose: request.purpose,
