@@ -297,14 +297,18 @@ impl Progress {
         let mut round = 0u32;
         let mut state = self.state.lock();
         let started = start(&mut state);
-        // Done already (a send written straight into a ring, a request that
-        // completed earlier): no pump, as `with_state` would skip it.
-        if let Some(r) = done(&mut state, &started) {
-            drop(state);
-            if self.blocked.load(Ordering::Acquire) {
-                self.wake_sleeper();
+        // Done already and nothing queued (a send written straight into a
+        // ring, a request that completed earlier): no pump, as `with_state`
+        // would skip it. A receive that matched a synchronous message queued
+        // its acknowledgement: that goes out first.
+        if !state.engine.has_queued_frames() {
+            if let Some(r) = done(&mut state, &started) {
+                drop(state);
+                if self.blocked.load(Ordering::Acquire) {
+                    self.wake_sleeper();
+                }
+                return r;
             }
-            return r;
         }
         let mut first = true;
         loop {
