@@ -25,7 +25,7 @@ use crate::datatype::{Buffer, BufferMut, DatatypeRef, Equivalence, Partition, Pa
 use crate::engine::UserBuffer;
 use crate::error::{Error, Operation as OperationContext};
 use crate::point_to_point::{
-    post_and_wait, prepare_receive, prepare_send, send_receive_posts, Mode, Status, Traffic,
+    post_and_wait, prepare_receive, prepare_send, send_receive_posts, Mode, Post, Status, Traffic,
 };
 use crate::request::{Purpose, Request, Scope, StaticScope};
 use crate::topology::{Communicator, Process, SimpleCommunicator};
@@ -70,26 +70,12 @@ impl PointToPoint for Channel<'_> {
     }
 
     fn send(&self, to: usize, tag: u32, data: &[u8]) -> Result<(), Error> {
-        let post = prepare_send(
-            self.comm,
-            Traffic::Collective,
-            to as Rank,
-            tag as Tag,
-            data,
-            Mode::Standard,
-        )?;
-        post_and_wait(self.comm, post).map(|_| ())
+        post_and_wait(self.comm, self.send_post(to, tag, data)?).map(|_| ())
     }
 
     fn receive(&self, from: usize, tag: u32, into: &mut [u8]) -> Result<(), Error> {
         let expected = into.len();
-        let post = prepare_receive(
-            self.comm,
-            Traffic::Collective,
-            from as Rank,
-            tag as Tag,
-            UserBuffer::from_mut_slice(into),
-        )?;
+        let post = self.receive_post(from, tag, into)?;
         exact(post_and_wait(self.comm, post), expected, from)
     }
 
@@ -103,24 +89,38 @@ impl PointToPoint for Channel<'_> {
         into: &mut [u8],
     ) -> Result<(), Error> {
         let expected = into.len();
-        let send = prepare_send(
-            self.comm,
-            Traffic::Collective,
-            to as Rank,
-            send_tag as Tag,
-            data,
-            Mode::Standard,
-        )?;
-        let receive = prepare_receive(
-            self.comm,
-            Traffic::Collective,
-            from as Rank,
-            receive_tag as Tag,
-            UserBuffer::from_mut_slice(into),
-        )?;
+        let send = self.send_post(to, send_tag, data)?;
+        let receive = self.receive_post(from, receive_tag, into)?;
         let (sent, received) = send_receive_posts((self.comm, send), (self.comm, receive));
         sent?;
         exact(received, expected, from)
+    }
+}
+
+impl Channel<'_> {
+    /// A standard send of `data` on the collective context.
+    fn send_post(&self, to: usize, tag: u32, data: &[u8]) -> Result<Post, Error> {
+        let (to, tag) = (to as Rank, tag as Tag);
+        prepare_send(
+            self.comm,
+            Traffic::Collective,
+            to,
+            tag,
+            data,
+            Mode::Standard,
+        )
+    }
+
+    /// A receive into `into` on the collective context.
+    fn receive_post(&self, from: usize, tag: u32, into: &mut [u8]) -> Result<Post, Error> {
+        let buffer = UserBuffer::from_mut_slice(into);
+        prepare_receive(
+            self.comm,
+            Traffic::Collective,
+            from as Rank,
+            tag as Tag,
+            buffer,
+        )
     }
 }
 
