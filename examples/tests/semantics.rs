@@ -3,34 +3,20 @@
 //! `examples/src/bin/semantics.rs`). Every case runs at 2, 3 and 5 ranks over
 //! each transport, with a deadline.
 
+mod common;
+
 use std::time::Duration;
 
-use launcher::{Job, Output, Transport};
+use launcher::Transport;
 
 const RANKS: [usize; 3] = [2, 3, 5];
 const DEADLINE: Duration = Duration::from_secs(120);
 
 fn case(name: &str, transport: Transport) {
     for n in RANKS {
-        let outcome = Job::new(env!("CARGO_BIN_EXE_semantics"))
-            .arg(name)
-            .ranks(n)
-            .transport(transport)
-            .timeout(DEADLINE)
-            .output(Output::Capture)
-            .run()
-            .expect("job starts");
-        let report = outcome.report();
-        assert!(
-            outcome.success(),
-            "semantics {name} at {n} ranks over {transport:?} failed:\n{report}"
-        );
-        assert!(
-            outcome
-                .stdout_text(0)
-                .contains(&format!("semantics {name}: ok at {n} ranks")),
-            "{report}"
-        );
+        let expected = format!("semantics {name}: ok at {n} ranks");
+        let program = env!("CARGO_BIN_EXE_semantics");
+        common::run_expecting(program, &[name], n, transport, DEADLINE, &expected);
     }
 }
 

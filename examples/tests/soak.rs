@@ -3,27 +3,18 @@
 //! order, nothing lost) at 3, 5 and 8 ranks over each transport, and again
 //! with only messages of 0 to 40 bytes.
 
+mod common;
+
 use std::time::Duration;
 
-use launcher::{Job, Output, Transport};
+use launcher::Transport;
 
 /// Runs `soak ARGS` at `n` ranks over `transport`; it must succeed and
 /// rank 0 must report `expected`.
 fn soak(args: &[&str], n: usize, transport: Transport, expected: &str) {
-    let outcome = Job::new(env!("CARGO_BIN_EXE_soak"))
-        .args(args.iter().copied())
-        .ranks(n)
-        .transport(transport)
-        .timeout(Duration::from_secs(120))
-        .output(Output::Capture)
-        .run()
-        .expect("job starts");
-    let report = outcome.report();
-    assert!(
-        outcome.success(),
-        "soak {args:?} at {n} ranks over {transport:?}:\n{report}"
-    );
-    assert!(outcome.stdout_text(0).contains(expected), "{report}");
+    let program = env!("CARGO_BIN_EXE_soak");
+    let deadline = Duration::from_secs(120);
+    common::run_expecting(program, args, n, transport, deadline, expected);
 }
 
 #[test]

@@ -225,7 +225,7 @@ impl Progress {
 
     /// Runs `f` on the state, then pushes out whatever it queued. When it
     /// queued nothing (a small send written straight into a ring, a receive
-    /// posted) the links are pumped only every [`PUMP_EVERY`]th call: a
+    /// posted) the links are pumped only every `PUMP_EVERY`th call: a
     /// pump per immediate operation took a fifth of the time of a window
     /// of 8-byte sends, and the wait or test that must follow pumps anyway.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
@@ -276,7 +276,7 @@ impl Progress {
     /// blocking send or exchange would otherwise pay that transfer several
     /// times (an 8-byte exchange over shared memory took 0.25 us against a
     /// one-way latency of 0.14). Other threads of the rank get the lock
-    /// every [`ROUNDS_PER_CLOCK`] rounds, or at once when one has parked.
+    /// every `ROUNDS_PER_CLOCK` rounds, or at once when one has parked.
     pub fn start_then_wait<T, R>(
         &self,
         start: impl FnOnce(&mut State) -> T,
@@ -491,8 +491,8 @@ impl State {
 
     /// Writes a standard send of `bytes` to `peer` straight into its ring
     /// when nothing of ours waits ahead of it and credit allows: the send
-    /// is then complete, with no frame queued and no request kept (a third
-    /// less work for an 8-byte send). Returns whether it did; if not, the
+    /// is then complete, with no frame queued for the link to pick up and
+    /// nothing to look up once written. Returns whether it did; if not, the
     /// caller posts the send as usual.
     pub fn send_now(&mut self, peer: i32, context: u32, tag: i32, bytes: &[u8]) -> bool {
         let Link::Shm(link) = &mut self.links[peer as usize] else {

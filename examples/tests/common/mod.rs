@@ -1,6 +1,7 @@
-//! Helpers shared by the fault and stranger tests: running a job of the
-//! `fault` program, reading its markers, and checking that a job left no
-//! process and no shared-memory segment behind.
+//! Helpers shared by the integration tests: running a job with its output
+//! captured and checking what rank 0 printed; for the fault and stranger
+//! tests, a job of the `fault` program, its markers, and checking that a
+//! job left no process and no shared-memory segment behind.
 
 #![allow(dead_code)] // Each test file uses its own part.
 
@@ -18,14 +19,50 @@ pub fn fault_program() -> &'static str {
     env!("CARGO_BIN_EXE_fault")
 }
 
-/// A job of `ranks` ranks of `fault ARGS` over `transport`, output captured.
-pub fn fault_job(args: &[&str], ranks: usize, transport: Transport) -> Job {
-    Job::new(fault_program())
+/// A job of `ranks` ranks of `program ARGS` over `transport`, output
+/// captured, failing after `deadline`.
+pub fn captured_job(
+    program: &str,
+    args: &[&str],
+    ranks: usize,
+    transport: Transport,
+    deadline: Duration,
+) -> Job {
+    Job::new(program)
         .args(args.iter().copied())
         .ranks(ranks)
         .transport(transport)
-        .timeout(DEADLINE)
+        .timeout(deadline)
         .output(Output::Capture)
+}
+
+/// Runs [`captured_job`]; the job must succeed and rank 0 must print
+/// `expected`.
+pub fn run_expecting(
+    program: &str,
+    args: &[&str],
+    ranks: usize,
+    transport: Transport,
+    deadline: Duration,
+    expected: &str,
+) {
+    let outcome = captured_job(program, args, ranks, transport, deadline)
+        .run()
+        .expect("job starts");
+    let report = outcome.report();
+    assert!(
+        outcome.success(),
+        "{program} {args:?} at {ranks} ranks over {transport:?} failed:\n{report}"
+    );
+    assert!(
+        outcome.stdout_text(0).contains(expected),
+        "rank 0 did not print {expected:?}:\n{report}"
+    );
+}
+
+/// A job of `ranks` ranks of `fault ARGS` over `transport`, output captured.
+pub fn fault_job(args: &[&str], ranks: usize, transport: Transport) -> Job {
+    captured_job(fault_program(), args, ranks, transport, DEADLINE)
 }
 
 /// Now, as nanoseconds since the Unix epoch (the clock of the markers).

@@ -1,7 +1,7 @@
 //! The PMI-1 "simple" wire protocol, as spoken by MPICH's `simple_pmi` and
 //! Hydra: newline-terminated lines of space-separated `key=value` pairs, one
 //! request then one response. This module only encodes and decodes lines; the
-//! rank side ([`super::client`]) and the launcher's server share it.
+//! rank side ([`super`], the bootstrap) and the launcher's server share it.
 //!
 //! Decoding never panics and never allocates more than the line it was given:
 //! any bytes give a [`PmiLine`] or a [`PmiError`] (property-tested below).

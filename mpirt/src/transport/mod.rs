@@ -28,6 +28,10 @@
 //!   what a peer sends.
 //! - Waking: a link whose peer may sleep wakes it after writing (shared
 //!   memory rings the peer's doorbell; TCP relies on socket readiness).
+//! - One shortcut: a small standard send to a shared-memory peer may be
+//!   written at once, past `poll_transmit` (`State::send_now`), but only
+//!   when neither the link nor the engine holds anything for that peer, so
+//!   frames still leave in order.
 //!
 //! [`Engine::poll_transmit`]: crate::engine::Engine::poll_transmit
 //! [`Engine::handle_transmitted`]: crate::engine::Engine::handle_transmitted

@@ -24,8 +24,12 @@
 //! ENOSYS) the receiver answers `CMA_REFUSED`, and both ends of that link use
 //! the pipeline from then on.
 //!
-//! A frame that does not fit in the ring stays in the link and goes first
-//! next time; the engine's staging queue behind it is bounded by credits.
+//! A small standard send may skip the engine's queue: when neither the link
+//! nor the engine has anything waiting for the peer, `State::send_now`
+//! reserves an `EAGER` record ([`ShmLink::reserve_eager`]) and writes it
+//! at once, so order is kept. A frame that does not fit in the ring stays
+//! in the link and goes first next time; the engine's staging queue behind
+//! it is bounded by credits.
 //! Reading never waits for room to write: acknowledgements that do not fit
 //! wait in a small backlog, so two ranks flooding each other cannot
 //! deadlock. After writing, a link rings the peer's doorbell, which costs a

@@ -588,5 +588,12 @@ mod tests {
         // Many ranks: smaller rings, but never too small for eager data.
         assert_eq!(ring_capacity(1 << 20, 64 << 10, 256), 256 << 10);
         assert!(ring_capacity(1 << 20, 64 << 10, 100_000) >= 2 * (64 << 10));
+        // Powers of two (rings index by mask): a request rounds down, the
+        // eager minimum up.
+        assert_eq!(ring_capacity(3 << 20, 64 << 10, 2), 2 << 20);
+        for (requested, eager, ranks) in [(5000, 1000, 3), (1 << 20, 100_000, 7), (1, 1, 1)] {
+            let capacity = ring_capacity(requested, eager, ranks);
+            assert!(capacity.is_power_of_two() && capacity >= PAGE, "{capacity}");
+        }
     }
 }
