@@ -162,13 +162,32 @@ pub(crate) enum Post {
     },
 }
 
+/// What posting an operation did.
+pub(crate) enum Started {
+    /// It completed at once, and the engine keeps nothing of it.
+    Done(crate::engine::Status),
+    /// The engine's request for it.
+    Request(RequestId),
+}
+
+impl Started {
+    /// The operation's outcome once it has one (a request's is taken out of
+    /// the engine, so ask until the first answer only).
+    fn outcome(&self, state: &mut State) -> Option<Result<crate::engine::Status, Error>> {
+        match *self {
+            Started::Done(status) => Some(Ok(status)),
+            Started::Request(id) => state.engine.take_outcome(id),
+        }
+    }
+}
+
 impl Post {
     /// Hands the operation to the engine (a small standard send over
     /// shared memory goes straight into the peer's ring: see
     /// [`State::send_now`]).
-    fn start(self, state: &mut State) -> RequestId {
+    fn start(self, state: &mut State) -> Started {
         match self {
-            Post::Completed(status) => state.engine.post_completed(status),
+            Post::Completed(status) => Started::Done(status),
             Post::Send {
                 dest,
                 context,
@@ -178,7 +197,7 @@ impl Post {
                 // SAFETY: the caller of `start` keeps the send buffer
                 // borrowed until the request completes.
             } if state.send_now(dest, context, tag, unsafe { buffer.as_slice() }) => {
-                state.engine.post_completed(crate::engine::Status {
+                Started::Done(crate::engine::Status {
                     source: dest,
                     tag,
                     bytes: buffer.len,
@@ -191,8 +210,19 @@ impl Post {
                 tag,
                 data,
                 mode,
-            } => state.engine.post_send(dest, context, tag, data, mode),
-            Post::Receive { envelope, buffer } => state.engine.post_receive(envelope, buffer),
+            } => Started::Request(state.engine.post_send(dest, context, tag, data, mode)),
+            Post::Receive { envelope, buffer } => {
+                Started::Request(state.engine.post_receive(envelope, buffer))
+            }
+        }
+    }
+
+    /// Hands the operation to the engine and returns a request for it
+    /// (one that is complete already if the operation is).
+    fn start_request(self, state: &mut State) -> RequestId {
+        match self.start(state) {
+            Started::Done(status) => state.engine.post_completed(status),
+            Started::Request(id) => id,
         }
     }
 }
@@ -287,7 +317,9 @@ pub(crate) fn start_receive(
 }
 
 fn start(comm: &SimpleCommunicator, post: Post) -> RequestId {
-    comm.runtime().progress.with_state(|s| post.start(s))
+    comm.runtime()
+        .progress
+        .with_state(|s| post.start_request(s))
 }
 
 fn envelope(
@@ -331,7 +363,7 @@ pub(crate) fn post_and_wait(comm: &SimpleCommunicator, post: Post) -> Result<Sta
     let outcome = comm
         .runtime()
         .progress
-        .start_then_wait(|s| post.start(s), |s, &id| s.engine.take_outcome(id));
+        .start_then_wait(|s| post.start(s), |s, started| started.outcome(s));
     finish(comm, outcome)
 }
 
@@ -350,12 +382,12 @@ pub(crate) fn send_receive_posts(
             let send = send_post.start(s);
             (send, receive_post.start(s))
         },
-        |s, &(send, receive)| {
+        |s, (send, receive)| {
             if outcomes.0.is_none() {
-                outcomes.0 = s.engine.take_outcome(send);
+                outcomes.0 = send.outcome(s);
             }
             if outcomes.1.is_none() {
-                outcomes.1 = s.engine.take_outcome(receive);
+                outcomes.1 = receive.outcome(s);
             }
             match &outcomes {
                 (Some(_), Some(_)) => outcomes.0.take().zip(outcomes.1.take()),

@@ -65,23 +65,22 @@ pub enum Link {
 }
 
 impl Link {
-    /// Writes what the engine has for `peer` (see the module doc).
-    pub fn flush(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
+    /// One pump of the link (see the module doc): writes what the engine
+    /// has for `peer`, reads what arrived, and writes the answers reading
+    /// queued (clear-to-send, acknowledgements). Returns whether anything
+    /// moved, where the link can tell.
+    pub fn exchange(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
         match self {
-            Link::Loopback if !engine.has_transmit(peer) => Ok(false),
-            Link::Loopback => Ok(loopback(peer, engine)),
-            Link::Shm(s) => s.flush(peer, engine),
-            Link::Tcp(c) => c.flush(peer, engine).map(|()| false),
+            Link::Shm(s) => s.exchange(peer, engine),
+            // Frames to self are answered inside the same loop.
+            Link::Loopback => Ok(engine.has_transmit(peer) && loopback(peer, engine)),
+            Link::Tcp(c) => {
+                c.flush(peer, engine)?;
+                c.receive(peer, engine)?;
+                c.flush(peer, engine)?;
+                Ok(false)
+            }
             Link::Pending | Link::Closed => Ok(false),
-        }
-    }
-
-    /// Reads what arrived from `peer` (see the module doc).
-    pub fn receive(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
-        match self {
-            Link::Shm(s) => s.receive(peer, engine),
-            Link::Tcp(c) => c.receive(peer, engine).map(|()| false),
-            Link::Loopback | Link::Pending | Link::Closed => Ok(false),
         }
     }
 }

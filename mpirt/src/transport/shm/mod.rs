@@ -187,15 +187,22 @@ impl ShmLink {
         }
     }
 
+    /// Writes what the engine has for `peer`, reads what arrived, and
+    /// writes the answers that reading queued. Returns whether anything
+    /// moved.
+    pub fn exchange(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
+        let wrote = self.flush(peer, engine)?;
+        let read = self.receive(peer, engine)?;
+        // Only reading queues answers (a full ring stopped the first flush
+        // and still is).
+        let answered = read && self.flush(peer, engine)?;
+        Ok(wrote || read || answered)
+    }
+
     /// Writes what the engine has for `peer` until done or the ring is
     /// full. Returns whether anything was written.
     pub fn flush(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
-        if self.backlog.is_empty()
-            && self.streaming.is_none()
-            && self.restream.is_empty()
-            && self.pending.is_none()
-            && !engine.has_transmit(peer)
-        {
+        if !self.has_output() && !engine.has_transmit(peer) {
             // Nothing to write: the common case of a spin round.
             return Ok(false);
         }
@@ -290,15 +297,28 @@ impl ShmLink {
         Ok(wrote)
     }
 
+    /// Whether a pump of this link would do nothing: nothing of ours to
+    /// write, no record arrived, no room owed to the peer. The engine's
+    /// queue for the peer is the caller's to check. A few loads: what a
+    /// spinning wait runs instead of a pump.
+    pub fn quiet(&self) -> bool {
+        !self.has_output() && !self.inbound.has_record() && !self.inbound.wants_publish()
+    }
+
+    /// Whether the link holds anything to write (acknowledgements, a
+    /// stream, a frame that did not fit).
+    fn has_output(&self) -> bool {
+        !self.backlog.is_empty()
+            || self.streaming.is_some()
+            || !self.restream.is_empty()
+            || self.pending.is_some()
+    }
+
     /// Room for an eager message of `len` payload bytes to be written now:
     /// `None` if anything of ours waits to be written first, or the ring is
     /// too full. Write it with [`ShmLink::commit_eager`].
     pub fn reserve_eager(&mut self, len: usize) -> Option<Slot> {
-        let idle = self.backlog.is_empty()
-            && self.streaming.is_none()
-            && self.restream.is_empty()
-            && self.pending.is_none();
-        if !idle || EAGER_PREFIX + len > self.outbound.max_body() {
+        if self.has_output() || EAGER_PREFIX + len > self.outbound.max_body() {
             return None;
         }
         self.outbound.reserve(EAGER_PREFIX + len)

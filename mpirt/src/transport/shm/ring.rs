@@ -356,6 +356,20 @@ impl Consumer {
         }
     }
 
+    /// Whether a record (or a wrap) waits at the consumer's position: one
+    /// load of the stamp, no side effects. What a spinning wait looks at.
+    pub fn has_record(&self) -> bool {
+        // Acquire: as in `peek`, which reads the record after this.
+        self.ring.stamp_at(self.tail).load(Ordering::Acquire) == self.ring.stamp(self.tail)
+    }
+
+    /// Whether [`Consumer::publish_if_useful`] would do anything: the
+    /// producer asked for room, or a doorbell ring is owed.
+    pub fn wants_publish(&self) -> bool {
+        // Relaxed: a hint, as in `publish_if_useful`.
+        self.ring_owed || self.ring.control().producer_waiting.load(Ordering::Relaxed) != 0
+    }
+
     /// Consumes `record` (the one [`Consumer::peek`] returned). Its bytes
     /// go back to the producer at the next [`Consumer::publish`].
     pub fn release(&mut self, record: Record) {
