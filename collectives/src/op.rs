@@ -239,6 +239,11 @@ element!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
 /// `later[i] ← f(earlier[i], later[i])` over whole elements.
 #[inline]
 fn combine<T: Element>(earlier: &[u8], later: &mut [u8], f: impl Fn(T, T) -> T) {
+    if earlier.len() == T::SIZE && later.len() == T::SIZE {
+        // One element (a scalar allreduce): the iterators cost more.
+        f(T::load(earlier), T::load(later)).store(later);
+        return;
+    }
     for (e, l) in earlier
         .chunks_exact(T::SIZE)
         .zip(later.chunks_exact_mut(T::SIZE))

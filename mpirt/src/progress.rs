@@ -33,7 +33,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::engine::{Engine, Limits};
+use crate::engine::{EagerEnvelope, Engine, Limits};
 use crate::transport::shm::{Segment, ShmLink};
 use crate::transport::tcp::{self, Admission, Stranger, TcpConnection};
 use crate::transport::{Link, LinkError};
@@ -511,11 +511,18 @@ impl State {
         let Some(slot) = link.reserve_eager(bytes.len()) else {
             return false;
         };
-        let Some(header) = self.engine.eager_now(peer, context, tag, bytes.len()) else {
+        if !self.engine.eager_now(peer, bytes.len()) {
             // The reserved room stays free: nothing was committed.
             return false;
+        }
+        let envelope = EagerEnvelope {
+            context,
+            tag,
+            flags: 0,
+            // Complete at once: no acknowledgement will name it.
+            sender_request: 0,
         };
-        link.commit_eager(slot, &header, bytes);
+        link.commit_eager(slot, &envelope, bytes);
         true
     }
 

@@ -187,12 +187,52 @@ pub enum Payload {
 /// The largest eager copy a frame holds inline.
 pub const INLINE_PAYLOAD: usize = 64;
 
+/// Copies `len` bytes from `source` to `destination`. Up to 16 bytes (the
+/// common small message) are copied inline with two overlapping loads and
+/// stores: a call to `memcpy` costs more than the copy.
+///
+/// # Safety
+/// As for [`std::ptr::copy_nonoverlapping`]: both regions valid for `len`
+/// bytes, not overlapping.
+#[inline]
+pub unsafe fn copy_bytes(source: *const u8, destination: *mut u8, len: usize) {
+    use std::ptr::{read_unaligned, write_unaligned};
+    // SAFETY (all arms): every access lies within the first `len` bytes of
+    // its region, which the caller guarantees; the two accesses of an arm
+    // may overlap each other, never the other region.
+    unsafe {
+        if len > 16 {
+            std::ptr::copy_nonoverlapping(source, destination, len);
+        } else if len >= 8 {
+            let (head, tail) = (
+                read_unaligned(source.cast::<u64>()),
+                read_unaligned(source.add(len - 8).cast::<u64>()),
+            );
+            write_unaligned(destination.cast::<u64>(), head);
+            write_unaligned(destination.add(len - 8).cast::<u64>(), tail);
+        } else if len >= 4 {
+            let (head, tail) = (
+                read_unaligned(source.cast::<u32>()),
+                read_unaligned(source.add(len - 4).cast::<u32>()),
+            );
+            write_unaligned(destination.cast::<u32>(), head);
+            write_unaligned(destination.add(len - 4).cast::<u32>(), tail);
+        } else {
+            for i in 0..len {
+                *destination.add(i) = *source.add(i);
+            }
+        }
+    }
+}
+
 impl Payload {
     /// A copy of `bytes`: inline when small enough, else on the heap.
     fn copy_of(bytes: &[u8]) -> Payload {
         if bytes.len() <= INLINE_PAYLOAD {
             let mut inline = [0; INLINE_PAYLOAD];
-            inline[..bytes.len()].copy_from_slice(bytes);
+            // SAFETY: `bytes.len()` fits the array (checked above); distinct
+            // memory.
+            unsafe { copy_bytes(bytes.as_ptr(), inline.as_mut_ptr(), bytes.len()) };
             Payload::Inline {
                 bytes: inline,
                 len: bytes.len() as u8,
@@ -435,12 +475,11 @@ impl Engine {
     }
 
     /// A standard send of `len` bytes that the caller's link writes at once,
-    /// past the frame queue and the request table (see
-    /// `State::send_now`): its header, with credit taken and a sequence
-    /// number given. `None` when it must go the usual way: the peer is lost
-    /// or finished, frames wait ahead of it, or it is over the eager limit
-    /// or the credit.
-    pub fn eager_now(&mut self, peer: i32, context: u32, tag: i32, len: usize) -> Option<Header> {
+    /// past the frame queue and the request table (see `State::send_now`):
+    /// takes its credit and its sequence number, and returns true. False
+    /// when it must go the usual way: the peer is lost or finished, frames
+    /// wait ahead of it, or it is over the eager limit or the credit.
+    pub fn eager_now(&mut self, peer: i32, len: usize) -> bool {
         let p = &mut self.peers[peer as usize];
         let cost = len + HEADER_LEN;
         if p.lost.is_some()
@@ -449,17 +488,12 @@ impl Engine {
             || len > self.limits.eager_limit
             || p.credit < cost
         {
-            return None;
+            return false;
         }
         p.credit -= cost;
-        let mut header = Header::new(FrameKind::Eager, self.rank);
-        header.context = context;
-        header.tag = tag;
-        header.length = len as u64;
-        header.sequence = p.next_send_sequence;
         p.next_send_sequence += 1;
         self.stats.eager_sends += 1;
-        Some(header)
+        true
     }
 
     /// Posts a receive into `buffer`. Matches the first unexpected message
@@ -679,41 +713,14 @@ impl Engine {
         let protocol = |detail: String| Error::Protocol { peer, detail };
         match header.kind {
             FrameKind::Eager => {
-                let length = header.length as usize;
-                if payload.len() != length {
+                if payload.len() as u64 != header.length {
                     return Err(protocol(format!(
-                        "eager frame of {length} bytes came with {} bytes",
+                        "eager frame of {} bytes came with {} bytes",
+                        header.length,
                         payload.len()
                     )));
                 }
-                let p = &mut self.peers[peer as usize];
-                p.received_uncredited += length + HEADER_LEN;
-                if p.received_uncredited > self.limits.remote_buffer {
-                    return Err(protocol(format!(
-                        "sent {} eager bytes without credit (remote buffer is {})",
-                        p.received_uncredited, self.limits.remote_buffer
-                    )));
-                }
-                let sync_request = (header.flags & FLAG_SYNC != 0).then_some(header.sender_request);
-                let arrived = Arrival {
-                    source: peer,
-                    tag: header.tag,
-                    length,
-                    sync_request,
-                };
-                match self.matcher.take_posted(header.context, peer, header.tag) {
-                    Some(id) => self.deliver_eager(id, arrived, payload),
-                    None => self.push_unexpected(UnexpectedMessage {
-                        context: header.context,
-                        source: peer,
-                        tag: header.tag,
-                        length,
-                        body: UnexpectedBody::Eager {
-                            data: payload.to_vec(),
-                            sync_request,
-                        },
-                    }),
-                }
+                self.eager_arrived(peer, &EagerEnvelope::of(header), payload)?;
             }
             FrameKind::RequestToSend => {
                 let message = UnexpectedMessage {
@@ -945,6 +952,65 @@ impl Engine {
         self.queued_frames += 1;
     }
 
+    /// An eager message from `peer` whose link keeps frames in order and
+    /// carries no header (a shared-memory ring's compact record): it is
+    /// the frame due next. Otherwise as [`Engine::handle_frame`].
+    pub fn handle_eager(
+        &mut self,
+        peer: i32,
+        envelope: &EagerEnvelope,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        self.peers[peer as usize].next_receive_sequence += 1;
+        self.eager_arrived(peer, envelope, payload)
+    }
+
+    /// An eager message arrived (its sequence checked): it meets a posted
+    /// receive or joins the unexpected messages.
+    fn eager_arrived(
+        &mut self,
+        peer: i32,
+        envelope: &EagerEnvelope,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        let length = payload.len();
+        let p = &mut self.peers[peer as usize];
+        p.received_uncredited += length + HEADER_LEN;
+        if p.received_uncredited > self.limits.remote_buffer {
+            return Err(Error::Protocol {
+                peer,
+                detail: format!(
+                    "sent {} eager bytes without credit (remote buffer is {})",
+                    p.received_uncredited, self.limits.remote_buffer
+                ),
+            });
+        }
+        let sync_request = (envelope.flags & FLAG_SYNC != 0).then_some(envelope.sender_request);
+        let arrived = Arrival {
+            source: peer,
+            tag: envelope.tag,
+            length,
+            sync_request,
+        };
+        match self
+            .matcher
+            .take_posted(envelope.context, peer, envelope.tag)
+        {
+            Some(id) => self.deliver_eager(id, arrived, payload),
+            None => self.push_unexpected(UnexpectedMessage {
+                context: envelope.context,
+                source: peer,
+                tag: envelope.tag,
+                length,
+                body: UnexpectedBody::Eager {
+                    data: payload.to_vec(),
+                    sync_request,
+                },
+            }),
+        }
+        Ok(())
+    }
+
     fn check_arrival(&mut self, peer: i32, header: &Header) -> Result<(), Error> {
         if header.source != peer {
             return Err(Error::Protocol {
@@ -1036,7 +1102,7 @@ impl Engine {
             let copied = payload.len().min(buffer.len);
             // SAFETY: the receive's buffer is valid and unaliased for
             // `buffer.len` bytes until the request completes (now).
-            unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), buffer.ptr, copied) };
+            unsafe { copy_bytes(payload.as_ptr(), buffer.ptr, copied) };
             *outcome = Some(receive_outcome(
                 arrived.source,
                 arrived.tag,
@@ -1064,6 +1130,32 @@ impl Engine {
             let mut credit = Header::new(FrameKind::Credit, self.rank);
             credit.length = amount as u64;
             self.enqueue(peer, credit, Payload::None);
+        }
+    }
+}
+
+/// What an eager message carries besides its payload (a wire header's
+/// fields that matter to it).
+#[derive(Debug, Clone, Copy)]
+pub struct EagerEnvelope {
+    /// Context id.
+    pub context: u32,
+    /// Tag.
+    pub tag: i32,
+    /// Wire flags (`FLAG_SYNC`).
+    pub flags: u8,
+    /// The sender's request, for a synchronous send's acknowledgement.
+    pub sender_request: u64,
+}
+
+impl EagerEnvelope {
+    /// The envelope of an `Eager` frame's header.
+    pub fn of(header: &Header) -> EagerEnvelope {
+        EagerEnvelope {
+            context: header.context,
+            tag: header.tag,
+            flags: header.flags,
+            sender_request: header.sender_request,
         }
     }
 }

@@ -47,7 +47,7 @@ pub use segment::Segment;
 
 use self::ring::{Consumer, Producer, Record, Slot};
 use super::LinkError;
-use crate::engine::{Engine, Transmit, UserBuffer};
+use crate::engine::{copy_bytes, EagerEnvelope, Engine, Transmit, UserBuffer};
 use crate::wire::{FrameKind, Header, HEADER_LEN};
 
 const EAGER: u8 = 1;
@@ -142,9 +142,6 @@ pub struct ShmLink {
     backlog: VecDeque<(u8, u64)>,
     /// Data frames arriving in chunks.
     incoming: Vec<Incoming>,
-    /// The sequence of the next frame from the peer (compact records carry
-    /// none; the ring keeps order).
-    next_sequence: u64,
     /// Largest eager payload accepted.
     max_eager: u64,
     /// The peer's segment (keeps `outbound` mapped; its doorbell).
@@ -180,7 +177,6 @@ impl ShmLink {
             awaiting_ack: Vec::new(),
             backlog: VecDeque::new(),
             incoming: Vec::new(),
-            next_sequence: 0,
             max_eager: max_eager as u64,
             theirs,
             _mine: mine,
@@ -271,7 +267,7 @@ impl ShmLink {
                         self.pending = Some(transmit);
                         break;
                     };
-                    self.write_eager(slot, &header, payload);
+                    self.write_eager(slot, &EagerEnvelope::of(&header), payload);
                     engine.handle_transmitted(peer, &header);
                     wrote = true;
                 }
@@ -326,19 +322,31 @@ impl ShmLink {
 
     /// Writes an eager message into a slot from
     /// [`ShmLink::reserve_eager`], and wakes the peer if it sleeps.
-    pub fn commit_eager(&mut self, slot: Slot, header: &Header, payload: &[u8]) {
-        self.write_eager(slot, header, payload);
+    pub fn commit_eager(&mut self, slot: Slot, envelope: &EagerEnvelope, payload: &[u8]) {
+        self.write_eager(slot, envelope, payload);
         self.theirs.doorbell().ring();
     }
 
-    fn write_eager(&mut self, mut slot: Slot, header: &Header, payload: &[u8]) {
+    fn write_eager(&mut self, mut slot: Slot, envelope: &EagerEnvelope, payload: &[u8]) {
         let body = slot.body();
-        body[0..4].copy_from_slice(&header.context.to_le_bytes());
-        body[4..8].copy_from_slice(&header.tag.to_le_bytes());
-        body[8..16].copy_from_slice(&header.sender_request.to_le_bytes());
-        body[16..16 + payload.len()].copy_from_slice(payload);
+        assert!(
+            EAGER_PREFIX + payload.len() <= body.len(),
+            "reserved too little"
+        );
+        body[0..4].copy_from_slice(&envelope.context.to_le_bytes());
+        body[4..8].copy_from_slice(&envelope.tag.to_le_bytes());
+        body[8..16].copy_from_slice(&envelope.sender_request.to_le_bytes());
+        // SAFETY: the slot holds the payload (asserted above); the payload
+        // is the sender's memory, not the ring.
+        unsafe {
+            copy_bytes(
+                payload.as_ptr(),
+                body[EAGER_PREFIX..].as_mut_ptr(),
+                payload.len(),
+            )
+        };
         self.outbound
-            .commit(slot, EAGER_PREFIX + payload.len(), EAGER, header.flags);
+            .commit(slot, EAGER_PREFIX + payload.len(), EAGER, envelope.flags);
     }
 
     fn single_copy(&self, bytes: u64) -> bool {
@@ -438,19 +446,14 @@ impl ShmLink {
                         self.max_eager
                     )));
                 }
-                let header = Header {
-                    kind: FrameKind::Eager,
-                    flags: record.flags,
+                let envelope = EagerEnvelope {
                     context: u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")),
-                    source: peer,
                     tag: i32::from_le_bytes(body[4..8].try_into().expect("4 bytes")),
-                    sequence: self.next_sequence,
-                    length: payload.len() as u64,
+                    flags: record.flags,
                     sender_request: u64_at(8)?,
-                    receiver_request: 0,
                 };
-                self.next_sequence += 1;
-                engine.handle_frame(peer, &header, payload).map_err(lost)
+                // The ring keeps order: the record is the frame due next.
+                engine.handle_eager(peer, &envelope, payload).map_err(lost)
             }
             FRAME => {
                 let header = self.header(body)?;
@@ -541,10 +544,7 @@ impl ShmLink {
     /// expected sequence past it.
     fn header(&mut self, body: &[u8]) -> Result<Header, LinkError> {
         match Header::decode(body, self.max_eager) {
-            Ok(Some(header)) => {
-                self.next_sequence = header.sequence.wrapping_add(1);
-                Ok(header)
-            }
+            Ok(Some(header)) => Ok(header),
             Ok(None) => Err(LinkError::Lost("corrupt record: short header".into())),
             Err(e) => Err(LinkError::Lost(format!("corrupt frame: {e}"))),
         }
