@@ -141,9 +141,10 @@ const WAITS_PER_SOCKET_CHECK: u32 = 64;
 /// See [`Progress::with_state`].
 const PUMP_EVERY: u32 = 16;
 /// While spinning, the clock is read (and the lock let go) once in this
-/// many rounds: a round is a few cache-line reads, the clock a good part of
-/// one.
-const ROUNDS_PER_CLOCK: u32 = 16;
+/// many rounds: a quiet round is a few loads (tens of nanoseconds), and the
+/// clock with an unlock and a lock costs about as much as one, which would
+/// delay seeing a message that arrives meanwhile.
+const ROUNDS_PER_CLOCK: u32 = 128;
 
 /// Where this rank listens and whom it connects to at start.
 pub struct Wiring {
@@ -301,6 +302,8 @@ impl Progress {
         // ring, a request that completed earlier): no pump, as `with_state`
         // would skip it. A receive that matched a synchronous message queued
         // its acknowledgement: that goes out first.
+        // Whether `done` has looked since `start`.
+        let mut checked = false;
         if !state.engine.has_queued_frames() {
             if let Some(r) = done(&mut state, &started) {
                 drop(state);
@@ -309,10 +312,13 @@ impl Progress {
                 }
                 return r;
             }
+            checked = true;
         }
         let mut first = true;
         loop {
-            let moved = if !first && spinning && state.quiet() {
+            // A quiet state (nothing to write, nothing arrived) needs no
+            // pump, not even the first: what `start` queued makes it loud.
+            let moved = if spinning && state.quiet() {
                 std::hint::spin_loop();
                 false
             } else {
@@ -327,7 +333,12 @@ impl Progress {
             // Requests complete when frames move, here or in another
             // thread; while spinning, the latter is looked for once in a
             // while. TCP links cannot tell whether they moved anything.
-            if first || moved || sockets || !spinning || round.is_multiple_of(ROUNDS_PER_CLOCK) {
+            let look = if first {
+                !checked
+            } else {
+                round.is_multiple_of(ROUNDS_PER_CLOCK)
+            };
+            if look || moved || sockets || !spinning {
                 if let Some(r) = done(&mut state, &started) {
                     return r;
                 }
