@@ -171,6 +171,14 @@ pub(crate) enum Started {
 }
 
 impl Started {
+    /// Whether the operation has completed (its outcome is there to take).
+    fn is_complete(&self, state: &State) -> bool {
+        match *self {
+            Started::Done(_) => true,
+            Started::Request(id) => state.engine.is_complete(id),
+        }
+    }
+
     /// The operation's outcome once it has one (a request's is taken out of
     /// the engine, so ask until the first answer only).
     fn outcome(&self, state: &mut State) -> Option<Result<crate::engine::Status, Error>> {
@@ -376,23 +384,17 @@ pub(crate) fn send_receive_posts(
     receive: (&SimpleCommunicator, Post),
 ) -> (Result<Status, Error>, Result<Status, Error>) {
     let ((send_comm, send_post), (receive_comm, receive_post)) = (send, receive);
-    let mut outcomes = (None, None);
     let (sent, received) = send_comm.runtime().progress.start_then_wait(
         |s| {
             let send = send_post.start(s);
             (send, receive_post.start(s))
         },
+        // Both outcomes are taken together, once both are there.
         |s, (send, receive)| {
-            if outcomes.0.is_none() {
-                outcomes.0 = send.outcome(s);
+            if !(send.is_complete(s) && receive.is_complete(s)) {
+                return None;
             }
-            if outcomes.1.is_none() {
-                outcomes.1 = receive.outcome(s);
-            }
-            match &outcomes {
-                (Some(_), Some(_)) => outcomes.0.take().zip(outcomes.1.take()),
-                _ => None,
-            }
+            send.outcome(s).zip(receive.outcome(s))
         },
     );
     (finish(send_comm, sent), finish(receive_comm, received))
