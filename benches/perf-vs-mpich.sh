@@ -9,17 +9,19 @@
 #   benches/perf-vs-mpich.sh [OUT_DIR]      (default: perf/)
 #
 # Settings: ROUNDS (compare.py's alternating runs, default 10), SCALE (the
-# ping-pongs' -x, default 0.2), CARGO_TARGET_DIR. Run it on a quiet machine:
-# it prints the load average first.
+# ping-pongs' -x, default 0.2), PROFILE (cargo profile, default perf: release
+# with fat LTO, see Cargo.toml), CARGO_TARGET_DIR. Run it on a quiet
+# machine: it prints the load average first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-perf}
 rounds=${ROUNDS:-10}
 scale=${SCALE:-0.2}
-bin=${CARGO_TARGET_DIR:-target}/release
+profile=${PROFILE:-perf}
+bin=${CARGO_TARGET_DIR:-target}/$profile
 tests=lat,ssend,bw,allreduce
 
-cargo build --release
+cargo build --profile "$profile"
 mpich=$(../shared/anchors/build.sh)
 mkdir -p "$out"
 uptime | tee "$out/load.txt"
