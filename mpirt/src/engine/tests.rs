@@ -393,3 +393,47 @@ fn finalize_exchanges_fin_both_ways() {
     net.run();
     assert!(net.engines.iter().all(|e| e.finalize_done()));
 }
+
+#[test]
+fn compact_eager_records_and_full_frames_share_one_sequence() {
+    // A shared-memory link writes a small standard send as a compact record
+    // (`eager_now` at the sender, `handle_eager` at the receiver) and other
+    // frames whole: both count in one sequence per peer, so a full frame
+    // after compact ones is still the frame due.
+    let mut net = Network::new(2, Limits::default());
+    let first = [1u8, 2, 3];
+    assert!(net.engines[0].eager_now(1, first.len()));
+    let envelope = EagerEnvelope {
+        context: 0,
+        tag: 5,
+        flags: 0,
+        sender_request: 0,
+    };
+    net.engines[1]
+        .handle_eager(0, &envelope, &first)
+        .expect("compact record accepted");
+    let second = [9u8; 40];
+    let ssend = send(&mut net.engines[0], 1, 6, &second, SendMode::Synchronous);
+    net.run();
+    let mut got = [0u8; 3];
+    let r1 = net.engines[1].post_receive(from(0, 5), UserBuffer::from_mut_slice(&mut got));
+    let mut got2 = [0u8; 40];
+    let r2 = net.engines[1].post_receive(from(0, 6), UserBuffer::from_mut_slice(&mut got2));
+    net.run();
+    assert_eq!(net.engines[1].take_outcome(r1).unwrap().unwrap().bytes, 3);
+    assert_eq!(net.engines[1].take_outcome(r2).unwrap().unwrap().bytes, 40);
+    assert_eq!((got, got2), (first, second));
+    // The synchronous send's acknowledgement found its request.
+    assert!(net.engines[0].take_outcome(ssend).unwrap().is_ok());
+
+    // A full frame that skips a compact record's sequence is refused.
+    let mut net = Network::new(2, Limits::default());
+    assert!(net.engines[0].eager_now(1, 1));
+    send(&mut net.engines[0], 1, 7, &[0], SendMode::Standard);
+    let t = net.engines[0].poll_transmit(1).expect("a frame");
+    let refused = net.engines[1].handle_frame(0, &t.header, t.payload.bytes());
+    assert!(
+        matches!(refused, Err(Error::Protocol { peer: 0, .. })),
+        "{refused:?}"
+    );
+}
