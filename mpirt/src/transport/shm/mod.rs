@@ -197,11 +197,18 @@ impl ShmLink {
 
     /// Writes what the engine has for `peer` until done or the ring is
     /// full. Returns whether anything was written.
+    #[inline]
     pub fn flush(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
         if !self.has_output() && !engine.has_transmit(peer) {
-            // Nothing to write: the common case of a spin round.
+            // Nothing to write, the common case: a few loads, inlined (the
+            // writing below is a large function with a costly entry).
             return Ok(false);
         }
+        self.write_queued(peer, engine)
+    }
+
+    #[inline(never)]
+    fn write_queued(&mut self, peer: i32, engine: &mut Engine) -> Result<bool, LinkError> {
         let mut wrote = false;
         while let Some(&(kind, id)) = self.backlog.front() {
             if !self.write_id(kind, id) {
