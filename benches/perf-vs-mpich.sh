@@ -18,7 +18,12 @@ out=${1:-perf}
 rounds=${ROUNDS:-10}
 scale=${SCALE:-0.2}
 profile=${PROFILE:-perf}
-bin=${CARGO_TARGET_DIR:-target}/$profile
+case $profile in
+dev | test) dir=debug ;;
+bench) dir=release ;;
+*) dir=$profile ;;
+esac
+bin=${CARGO_TARGET_DIR:-target}/$dir
 tests=lat,ssend,bw,allreduce
 
 cargo build --profile "$profile"

@@ -195,7 +195,7 @@ pub const INLINE_PAYLOAD: usize = 64;
 /// As for [`std::ptr::copy_nonoverlapping`]: both regions valid for `len`
 /// bytes, not overlapping.
 #[inline]
-pub unsafe fn copy_bytes(source: *const u8, destination: *mut u8, len: usize) {
+pub(crate) unsafe fn copy_bytes(source: *const u8, destination: *mut u8, len: usize) {
     use std::ptr::{read_unaligned, write_unaligned};
     // SAFETY (all arms): every access lies within the first `len` bytes of
     // its region, which the caller guarantees; the two accesses of an arm
@@ -337,6 +337,26 @@ struct Peer {
     lost: Option<String>,
 }
 
+impl Peer {
+    /// Takes the credit for an eager message of `len` bytes, if it is within
+    /// `eager_limit` and the credit left; false (nothing taken) otherwise.
+    fn take_eager_credit(&mut self, len: usize, eager_limit: usize) -> bool {
+        let cost = len + HEADER_LEN;
+        if len > eager_limit || self.credit < cost {
+            return false;
+        }
+        self.credit -= cost;
+        true
+    }
+
+    /// The sequence number of the next frame to this peer, taken.
+    fn take_send_sequence(&mut self) -> u64 {
+        let sequence = self.next_send_sequence;
+        self.next_send_sequence += 1;
+        sequence
+    }
+}
+
 /// One rank's protocol state. See the module doc.
 pub struct Engine {
     rank: i32,
@@ -422,15 +442,13 @@ impl Engine {
         header.tag = tag;
         header.length = len as u64;
         header.sender_request = id;
-        let cost = len + HEADER_LEN;
         let done = Status {
             source: peer,
             tag,
             bytes: len,
             cancelled: false,
         };
-        let (state, outcome) = if len <= self.limits.eager_limit && p.credit >= cost {
-            p.credit -= cost;
+        let (state, outcome) = if p.take_eager_credit(len, self.limits.eager_limit) {
             self.stats.eager_sends += 1;
             let sync = mode == SendMode::Synchronous;
             if sync {
@@ -481,17 +499,15 @@ impl Engine {
     /// wait ahead of it, or it is over the eager limit or the credit.
     pub fn eager_now(&mut self, peer: i32, len: usize) -> bool {
         let p = &mut self.peers[peer as usize];
-        let cost = len + HEADER_LEN;
+        // Credit is taken last, once nothing else refuses.
         if p.lost.is_some()
             || p.fin_queued
             || !p.outgoing.is_empty()
-            || len > self.limits.eager_limit
-            || p.credit < cost
+            || !p.take_eager_credit(len, self.limits.eager_limit)
         {
             return false;
         }
-        p.credit -= cost;
-        p.next_send_sequence += 1;
+        p.take_send_sequence();
         self.stats.eager_sends += 1;
         true
     }
@@ -911,6 +927,22 @@ impl Engine {
         }
     }
 
+    /// The link to `peer` closed after its `Fin`: control frames still
+    /// queued for it (credit, acknowledgements) have nowhere to go, and
+    /// would keep waits pumping. Frames of messages stay, as before (only
+    /// an erroneous program sends to a rank that finished).
+    pub fn handle_peer_closed(&mut self, peer: i32) {
+        let p = &mut self.peers[peer as usize];
+        let before = p.outgoing.len();
+        p.outgoing.retain(|t| {
+            !matches!(
+                t.header.kind,
+                FrameKind::Credit | FrameKind::SyncAck | FrameKind::Fin
+            )
+        });
+        self.queued_frames -= before - p.outgoing.len();
+    }
+
     /// Queues `Fin` to every peer still connected: this rank sends nothing
     /// more. Call once every send has completed.
     pub fn start_finalize(&mut self) {
@@ -942,8 +974,7 @@ impl Engine {
 
     fn enqueue(&mut self, peer: i32, mut header: Header, payload: Payload) {
         let p = &mut self.peers[peer as usize];
-        header.sequence = p.next_send_sequence;
-        p.next_send_sequence += 1;
+        header.sequence = p.take_send_sequence();
         if header.kind == FrameKind::Eager {
             self.stats.staged_bytes += header.length as usize;
             self.stats.staged_bytes_max = self.stats.staged_bytes_max.max(self.stats.staged_bytes);
@@ -965,7 +996,7 @@ impl Engine {
         self.eager_arrived(peer, envelope, payload)
     }
 
-    /// An eager message arrived (its sequence checked): it meets a posted
+    /// An eager message arrived (its sequence counted): it meets a posted
     /// receive or joins the unexpected messages.
     fn eager_arrived(
         &mut self,

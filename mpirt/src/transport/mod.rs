@@ -2,8 +2,10 @@
 //!
 //! The set is closed and dispatched by `enum` ([`Link`]), as
 //! crossbeam-channel dispatches its flavors: `Loopback` (this rank), `Shm`
-//! (a peer on this host, [`shm`]), `Tcp` (any peer, [`tcp`]). Every link
-//! obeys one contract with the progress layer, which is the only caller:
+//! (a peer on this host, [`shm`]), `Tcp` (any peer, [`tcp`]). The progress
+//! layer, the only caller, pumps each link with [`Link::exchange`]: a
+//! `flush`, a `receive`, and a `flush` of the answers reading queued. Every
+//! transport obeys one contract for these two steps:
 //! - `flush`: write frames taken from [`Engine::poll_transmit`] for this
 //!   peer, in order, until the link would block; call
 //!   [`Engine::handle_transmitted`] for each frame once the peer no longer

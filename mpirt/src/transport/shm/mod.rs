@@ -547,9 +547,9 @@ impl ShmLink {
         }
     }
 
-    /// Decodes the wire header at the front of a body and advances the
-    /// expected sequence past it.
-    fn header(&mut self, body: &[u8]) -> Result<Header, LinkError> {
+    /// Decodes the wire header at the front of a body (the engine checks
+    /// its sequence).
+    fn header(&self, body: &[u8]) -> Result<Header, LinkError> {
         match Header::decode(body, self.max_eager) {
             Ok(Some(header)) => Ok(header),
             Ok(None) => Err(LinkError::Lost("corrupt record: short header".into())),

@@ -363,11 +363,15 @@ impl Consumer {
         self.ring.stamp_at(self.tail).load(Ordering::Acquire) == self.ring.stamp(self.tail)
     }
 
-    /// Whether [`Consumer::publish_if_useful`] would do anything: the
-    /// producer asked for room, or a doorbell ring is owed.
+    /// Whether [`Consumer::publish_if_useful`] would do anything: a
+    /// doorbell ring is owed, or the producer asked for room and there is
+    /// room to hand back (a request met by the producer's own second look
+    /// stays raised until then, and must not count).
     pub fn wants_publish(&self) -> bool {
         // Relaxed: a hint, as in `publish_if_useful`.
-        self.ring_owed || self.ring.control().producer_waiting.load(Ordering::Relaxed) != 0
+        self.ring_owed
+            || (self.tail != self.published
+                && self.ring.control().producer_waiting.load(Ordering::Relaxed) != 0)
     }
 
     /// Consumes `record` (the one [`Consumer::peek`] returned). Its bytes

@@ -43,9 +43,7 @@ impl Pair {
             for me in 0..2 {
                 let peer = 1 - me as i32;
                 let (engine, link) = (&mut self.engines[me], &mut self.links[me]);
-                moved |= link.flush(peer, engine).unwrap();
-                moved |= link.receive(peer, engine).unwrap();
-                moved |= link.flush(peer, engine).unwrap();
+                moved |= link.exchange(peer, engine).unwrap();
             }
             if !moved {
                 return;
