@@ -134,6 +134,27 @@ impl UserBuffer {
     }
 }
 
+/// Copies `len` bytes, between one and two `T`s, as two `T`s: the first
+/// and the last, which may overlap each other.
+///
+/// # Safety
+/// As for [`copy_bytes`], and `size_of::<T>() <= len`.
+#[inline(always)]
+unsafe fn copy_ends<T: Copy>(source: *const u8, destination: *mut u8, len: usize) {
+    use std::ptr::{read_unaligned, write_unaligned};
+    let last = len - std::mem::size_of::<T>();
+    // SAFETY: both `T`s lie within the first `len` bytes of each region;
+    // both are read before either is written.
+    unsafe {
+        let (head, tail) = (
+            read_unaligned(source.cast::<T>()),
+            read_unaligned(source.add(last).cast::<T>()),
+        );
+        write_unaligned(destination.cast::<T>(), head);
+        write_unaligned(destination.add(last).cast::<T>(), tail);
+    }
+}
+
 /// What a completed receive (or send) reports (MPI_Status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
@@ -196,27 +217,15 @@ pub const INLINE_PAYLOAD: usize = 64;
 /// bytes, not overlapping.
 #[inline]
 pub(crate) unsafe fn copy_bytes(source: *const u8, destination: *mut u8, len: usize) {
-    use std::ptr::{read_unaligned, write_unaligned};
     // SAFETY (all arms): every access lies within the first `len` bytes of
-    // its region, which the caller guarantees; the two accesses of an arm
-    // may overlap each other, never the other region.
+    // its region, which the caller guarantees.
     unsafe {
         if len > 16 {
             std::ptr::copy_nonoverlapping(source, destination, len);
         } else if len >= 8 {
-            let (head, tail) = (
-                read_unaligned(source.cast::<u64>()),
-                read_unaligned(source.add(len - 8).cast::<u64>()),
-            );
-            write_unaligned(destination.cast::<u64>(), head);
-            write_unaligned(destination.add(len - 8).cast::<u64>(), tail);
+            copy_ends::<u64>(source, destination, len);
         } else if len >= 4 {
-            let (head, tail) = (
-                read_unaligned(source.cast::<u32>()),
-                read_unaligned(source.add(len - 4).cast::<u32>()),
-            );
-            write_unaligned(destination.cast::<u32>(), head);
-            write_unaligned(destination.add(len - 4).cast::<u32>(), tail);
+            copy_ends::<u32>(source, destination, len);
         } else {
             for i in 0..len {
                 *destination.add(i) = *source.add(i);

@@ -437,3 +437,33 @@ fn compact_eager_records_and_full_frames_share_one_sequence() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn copy_bytes_copies_every_length_at_every_alignment() {
+    let source: Vec<u8> = (1..=64).collect();
+    for len in 0..=40 {
+        for offset in 0..8 {
+            let mut destination = [0u8; 64];
+            // SAFETY: both regions hold `offset + len` bytes and are distinct.
+            unsafe {
+                copy_bytes(
+                    source[offset..].as_ptr(),
+                    destination[offset..].as_mut_ptr(),
+                    len,
+                )
+            };
+            assert_eq!(
+                destination[offset..offset + len],
+                source[offset..offset + len]
+            );
+            assert!(
+                destination[..offset].iter().all(|&b| b == 0),
+                "wrote before"
+            );
+            assert!(
+                destination[offset + len..].iter().all(|&b| b == 0),
+                "wrote past"
+            );
+        }
+    }
+}
