@@ -7,7 +7,9 @@
 //! never held while blocked: the poller has a lock of its own, and a thread
 //! that finds it taken leaves blocking to its holder (which is woken
 //! through [`mio::Waker`] or the doorbell when another thread changed the
-//! state), so several threads of one rank can communicate at once.
+//! state), so several threads of one rank can communicate at once. The
+//! engine lock ([`lock`]) is biased to the thread that initialized: until
+//! another thread calls, it locks and unlocks with plain loads and stores.
 //!
 //! Where it blocks depends on the links:
 //! - TCP only: in `epoll` until a socket is ready (or `block` passes).
@@ -31,13 +33,17 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
+
+use self::lock::{BiasedGuard, BiasedMutex};
 
 use crate::engine::{EagerEnvelope, Engine, Limits};
 use crate::transport::shm::{Segment, ShmLink};
 use crate::transport::tcp::{self, Admission, Stranger, TcpConnection};
 use crate::transport::{Link, LinkError};
 use crate::wire::handshake::Token as JobToken;
+
+pub mod lock;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -115,7 +121,7 @@ struct Poller {
 
 /// A rank's progress engine: state, poller and waiting policy.
 pub struct Progress {
-    state: Mutex<State>,
+    state: BiasedMutex<State>,
     poller: Mutex<Poller>,
     waker: Waker,
     /// A thread is blocked in the poller (so others must wake it).
@@ -208,7 +214,7 @@ impl Progress {
             calls_since_pump: 0,
         };
         Ok(Progress {
-            state: Mutex::new(state),
+            state: BiasedMutex::new(state),
             poller: Mutex::new(Poller {
                 poll,
                 events: Events::with_capacity(256),
@@ -271,7 +277,8 @@ impl Progress {
 
     /// Runs `start` on the state (posting operations), then makes progress
     /// until `done` says so, and returns its value. Posting, pushing out
-    /// and the spinning that follows share one hold of the lock: a lock or
+    /// and the spinning that follows share one hold of the lock: once the
+    /// rank calls from more than one thread (see [`lock`]), a lock or
     /// unlock is an atomic read-modify-write, which waits until this core's
     /// writes into a peer's ring have reached the peer's cache, and a
     /// blocking send or exchange would otherwise pay that transfer several
@@ -358,11 +365,11 @@ impl Progress {
             if spinning && !sockets && !round.is_multiple_of(ROUNDS_PER_CLOCK) {
                 // Spinning happens only while every rank has a core. A
                 // thread parked on the lock gets it now.
-                MutexGuard::bump(&mut state);
+                BiasedGuard::bump(&mut state);
                 continue;
             }
             // The clock, socket polls, yields and sleeps: without the lock.
-            MutexGuard::unlocked(&mut state, || {
+            BiasedGuard::unlocked(&mut state, || {
                 let now = Instant::now();
                 if moved_since_clock {
                     idle_since = Some(now);
@@ -479,7 +486,7 @@ impl Progress {
     }
 
     /// The state, locked.
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    pub fn lock(&self) -> BiasedGuard<'_, State> {
         self.state.lock()
     }
 }
