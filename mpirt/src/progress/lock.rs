@@ -22,10 +22,11 @@
 //! one per lock. Where the kernel has no private expedited barrier there is
 //! no bias from the start.
 
+use std::cell::Cell;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{compiler_fence, AtomicBool, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -38,8 +39,8 @@ pub struct BiasedMutex<T> {
     owner_inside: AtomicBool,
     /// Another thread has locked once: everyone takes `inner` from now on.
     unbiased: AtomicBool,
-    /// The owner's thread mark (see [`thread_mark`]).
-    owner: usize,
+    /// The owner's thread id (see [`thread_id`]).
+    owner: u64,
     inner: Mutex<()>,
     value: UnsafeCell<T>,
 }
@@ -62,12 +63,20 @@ pub struct BiasedGuard<'a, T> {
     _not_send: PhantomData<*const ()>,
 }
 
-/// An address unique among live threads: this thread's thread-local byte.
-fn thread_mark() -> usize {
+/// A number for this thread, never given to another in this process
+/// (a thread-local address could pass to a later thread).
+fn thread_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
-        static MARK: u8 = const { 0 };
+        static ID: Cell<u64> = const { Cell::new(0) };
     }
-    MARK.with(|mark| mark as *const u8 as usize)
+    ID.with(|id| {
+        if id.get() == 0 {
+            // Relaxed: only uniqueness matters.
+            id.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        id.get()
+    })
 }
 
 impl<T> BiasedMutex<T> {
@@ -83,18 +92,25 @@ impl<T> BiasedMutex<T> {
         BiasedMutex {
             owner_inside: AtomicBool::new(false),
             unbiased: AtomicBool::new(!biased),
-            owner: thread_mark(),
+            owner: thread_id(),
             inner: Mutex::new(()),
             value: UnsafeCell::new(value),
         }
     }
 
-    /// Locks, waiting for another holder to leave.
+    /// Locks, waiting for another holder to leave. Locking twice from one
+    /// thread is a bug: the owner's fast path panics, others deadlock (as
+    /// parking_lot does).
     #[inline]
     pub fn lock(&self) -> BiasedGuard<'_, T> {
         // Acquire (both loads of `unbiased`): pairs with the Release store
         // of the thread that gave the bias up (nothing to see, but cheap).
-        if !self.unbiased.load(Ordering::Acquire) && thread_mark() == self.owner {
+        if !self.unbiased.load(Ordering::Acquire) && thread_id() == self.owner {
+            // Relaxed: only this thread writes it.
+            assert!(
+                !self.owner_inside.load(Ordering::Relaxed),
+                "BiasedMutex locked twice by its owner"
+            );
             // Relaxed, and no fence before the load below: that is the
             // point. The revoking thread's barrier orders the two (module
             // doc).
@@ -153,16 +169,23 @@ impl<'a, T> BiasedGuard<'a, T> {
         }
     }
 
-    /// Unlocks, runs `f`, and locks again.
+    /// Unlocks, runs `f`, and locks again (also when `f` panics, so the
+    /// guard never outlives its hold).
     pub fn unlocked<R>(guard: &mut Self, f: impl FnOnce() -> R) -> R {
+        /// Takes the lock back into the guard when dropped.
+        struct Relock<'g, 'a, T>(&'g mut BiasedGuard<'a, T>);
+        impl<T> Drop for Relock<'_, '_, T> {
+            fn drop(&mut self) {
+                let mut relocked = self.0.mutex.lock();
+                // The new hold moves into the guard; `relocked` is left
+                // holding nothing, so dropping it unlocks nothing.
+                self.0.inner = relocked.inner.take();
+                self.0.fast = std::mem::take(&mut relocked.fast);
+            }
+        }
         guard.release();
-        let result = f();
-        let mut relocked = guard.mutex.lock();
-        // The new hold moves into `guard`; `relocked` is left holding
-        // nothing, so dropping it unlocks nothing.
-        guard.inner = relocked.inner.take();
-        guard.fast = std::mem::take(&mut relocked.fast);
-        result
+        let _relock = Relock(guard);
+        f()
     }
 
     /// Leaves the lock, if held (once released, the guard holds nothing
@@ -229,10 +252,21 @@ fn private_barriers_registered() -> bool {
 
 /// A full memory barrier on every running thread of this process.
 fn private_barrier() {
-    // SAFETY: membarrier takes two integers and touches no memory.
-    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) };
-    // Registered before any mutex was biased (`new`), so it cannot fail.
-    assert_eq!(rc, 0, "membarrier(PRIVATE_EXPEDITED) failed");
+    for _ in 0..100 {
+        // SAFETY: membarrier takes two integers and touches no memory.
+        let rc =
+            unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) };
+        if rc == 0 {
+            return;
+        }
+        // Registered before any mutex was biased (`new`); the kernel may
+        // still fail to allocate its CPU mask (ENOMEM): try again.
+        std::thread::yield_now();
+    }
+    // `unbiased` is visible already: without the barrier the owner may be
+    // inside unseen, and no unwinding can make that safe.
+    eprintln!("mpirt: membarrier(PRIVATE_EXPEDITED) keeps failing; aborting");
+    std::process::abort();
 }
 
 #[cfg(test)]
@@ -319,6 +353,28 @@ mod tests {
             }
             assert_eq!(mutex.lock().0, 2_000 + 2 * 50);
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "locked twice")]
+    fn the_owner_locking_twice_panics() {
+        if !private_barriers_registered() {
+            panic!("locked twice (no bias here: nothing to test)");
+        }
+        let mutex = BiasedMutex::new(0);
+        let _first = mutex.lock();
+        let _second = mutex.lock();
+    }
+
+    #[test]
+    fn a_panic_inside_unlocked_leaves_the_guard_holding_the_lock() {
+        let mutex = BiasedMutex::new(0);
+        let mut guard = mutex.lock();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            BiasedGuard::unlocked(&mut guard, || panic!("inside"))
+        }));
+        assert!(caught.is_err());
+        assert!(guard.fast || guard.inner.is_some(), "guard without a hold");
     }
 
     #[test]
