@@ -665,10 +665,9 @@ impl Engine {
     /// Removes a completed request and returns its outcome; `None` while it
     /// is still in flight.
     pub fn take_outcome(&mut self, id: RequestId) -> Option<Result<Status, Error>> {
-        let outcome = self.requests.get_mut(id)?.outcome.take()?;
-        // Dropped in place: the request is not moved out to be discarded.
-        self.requests.free(id);
-        Some(outcome)
+        let request = self.requests.get(id)?;
+        request.outcome.as_ref()?;
+        self.requests.remove(id).and_then(|r| r.outcome)
     }
 
     /// Sends (of any state) not yet complete.

@@ -87,23 +87,18 @@ impl<T> Table<T> {
         (slot.generation == generation).then_some(slot.value.as_mut())?
     }
 
-    /// Drops the value of `id` where it lies (a request is not moved out
-    /// just to be discarded); its id is dead from now on. Returns whether
-    /// there was one.
-    pub fn free(&mut self, id: RequestId) -> bool {
+    /// Takes the value of `id` out; its id is dead from now on.
+    pub fn remove(&mut self, id: RequestId) -> Option<T> {
         let (index, generation) = split(id);
-        let Some(slot) = self.slots.get_mut(index) else {
-            return false;
-        };
-        if slot.generation != generation || slot.value.is_none() {
-            return false;
+        let slot = self.slots.get_mut(index)?;
+        if slot.generation != generation {
+            return None;
         }
-        // Assigning drops the old value in place.
-        slot.value = None;
+        let value = slot.value.take()?;
         // Wrapping past u32::MAX skips 0, so that no id is 0.
         slot.generation = slot.generation.checked_add(1).unwrap_or(1);
         self.free.push(index as u32);
-        true
+        Some(value)
     }
 
     /// Every stored value with its id.
@@ -134,9 +129,9 @@ mod tests {
         let b = table.insert("b");
         assert_ne!(a, 0);
         assert_eq!(table.get(a), Some(&"a"));
-        assert!(table.free(a));
+        assert_eq!(table.remove(a), Some("a"));
         assert_eq!(table.get(a), None);
-        assert!(!table.free(a));
+        assert_eq!(table.remove(a), None);
         // The slot is reused under a new id; the old one stays dead.
         let next = table.next_id();
         let c = table.insert("c");
@@ -159,7 +154,7 @@ mod tests {
             assert_eq!(table.get(id), None, "id {id:#x}");
             assert_eq!(table.get_mut(id), None);
         }
-        assert!(!table.free(a ^ (1 << 33)));
+        assert_eq!(table.remove(a ^ (1 << 33)), None);
         assert_eq!(table.get(a), Some(&1));
     }
 
@@ -171,7 +166,7 @@ mod tests {
             let id = table.insert(round);
             assert_eq!(id, next);
             if round % 3 == 0 {
-                table.free(id);
+                table.remove(id);
             }
         }
     }
