@@ -524,36 +524,26 @@ impl Engine {
     /// Posts a receive into `buffer`. Matches the first unexpected message
     /// the envelope accepts, else waits in the posted queue.
     pub fn post_receive(&mut self, envelope: Envelope, buffer: UserBuffer) -> RequestId {
-        let id = self.new_request_id();
-        if let Some(source) = envelope.source {
-            if let Some(reason) = &self.peers[source as usize].lost {
-                let error = Error::PeerLost {
-                    peer: source,
-                    reason: reason.clone(),
-                };
-                self.requests.insert_at(
-                    id,
-                    Request {
-                        kind: RequestKind::Receive {
-                            buffer,
-                            state: ReceiveState::Posted,
-                        },
-                        outcome: Some(Err(error)),
-                    },
-                );
-                return id;
-            }
-        }
-        self.requests.insert_at(
-            id,
-            Request {
-                kind: RequestKind::Receive {
-                    buffer,
-                    state: ReceiveState::Posted,
-                },
-                outcome: None,
+        let lost = envelope
+            .source
+            .and_then(|source| Some((source, self.peers[source as usize].lost.as_ref()?)));
+        let outcome = lost.map(|(peer, reason)| {
+            Err(Error::PeerLost {
+                peer,
+                reason: reason.clone(),
+            })
+        });
+        let failed = outcome.is_some();
+        let id = self.requests.insert(Request {
+            kind: RequestKind::Receive {
+                buffer,
+                state: ReceiveState::Posted,
             },
-        );
+            outcome,
+        });
+        if failed {
+            return id;
+        }
         match self.matcher.take_unexpected(&envelope) {
             Some(message) => {
                 self.stats.unexpected_bytes -= message.held_bytes();
