@@ -28,6 +28,7 @@ pub mod datatype;
 pub mod engine;
 pub mod environment;
 pub mod error;
+mod membarrier;
 pub mod point_to_point;
 pub mod progress;
 pub mod request;

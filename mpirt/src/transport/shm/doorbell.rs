@@ -25,6 +25,8 @@ use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::membarrier;
+
 /// The doorbell of one segment (one receiving rank).
 #[repr(C)]
 pub struct Doorbell {
@@ -108,36 +110,22 @@ impl Doorbell {
     }
 }
 
-// membarrier(2) commands (uapi/linux/membarrier.h).
-const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
-const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
-const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
-
 /// Whether this process is registered for global expedited memory barriers
 /// (registers on first use; false where the kernel lacks them or a seccomp
 /// policy refuses them).
 pub fn barriers_registered() -> bool {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     *REGISTERED.get_or_init(|| {
-        // SAFETY: membarrier takes two integers and touches no memory.
-        let supported = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_QUERY, 0) };
-        supported > 0
-            && supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED != 0
-            // SAFETY: as above.
-            && unsafe {
-                libc::syscall(
-                    libc::SYS_membarrier,
-                    MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
-                    0,
-                )
-            } == 0
+        membarrier::register(
+            membarrier::GLOBAL_EXPEDITED,
+            membarrier::REGISTER_GLOBAL_EXPEDITED,
+        )
     })
 }
 
 /// Runs a full memory barrier on every CPU that runs a registered process.
 fn global_barrier() -> bool {
-    // SAFETY: membarrier takes two integers and touches no memory.
-    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0) == 0 }
+    membarrier::barrier(membarrier::GLOBAL_EXPEDITED)
 }
 
 /// FUTEX_WAIT on a shared word; returns on wake-up, timeout, a changed value
