@@ -524,14 +524,10 @@ impl Engine {
     /// Posts a receive into `buffer`. Matches the first unexpected message
     /// the envelope accepts, else waits in the posted queue.
     pub fn post_receive(&mut self, envelope: Envelope, buffer: UserBuffer) -> RequestId {
-        let lost = envelope
-            .source
-            .and_then(|source| Some((source, self.peers[source as usize].lost.as_ref()?)));
-        let outcome = lost.map(|(peer, reason)| {
-            Err(Error::PeerLost {
-                peer,
-                reason: reason.clone(),
-            })
+        // A receive naming a lost peer fails at once.
+        let outcome = envelope.source.and_then(|peer| {
+            let reason = self.peers[peer as usize].lost.clone()?;
+            Some(Err(Error::PeerLost { peer, reason }))
         });
         let failed = outcome.is_some();
         let id = self.requests.insert(Request {

@@ -325,9 +325,7 @@ impl Consumer {
     pub fn peek(&mut self) -> Result<Option<Record>, Corrupt> {
         loop {
             let position = self.tail;
-            // Acquire: pairs with the producer's Release store of the stamp;
-            // the record's info and body are visible once it matches.
-            if self.ring.stamp_at(position).load(Ordering::Acquire) != self.ring.stamp(position) {
+            if !self.has_record() {
                 return Ok(None);
             }
             let offset = self.ring.offset(position) as usize;
@@ -359,7 +357,8 @@ impl Consumer {
     /// Whether a record (or a wrap) waits at the consumer's position: one
     /// load of the stamp, no side effects. What a spinning wait looks at.
     pub fn has_record(&self) -> bool {
-        // Acquire: as in `peek`, which reads the record after this.
+        // Acquire: pairs with the producer's Release store of the stamp;
+        // the record's info and body are visible once it matches.
         self.ring.stamp_at(self.tail).load(Ordering::Acquire) == self.ring.stamp(self.tail)
     }
 
