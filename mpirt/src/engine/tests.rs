@@ -439,6 +439,122 @@ fn compact_eager_records_and_full_frames_share_one_sequence() {
 }
 
 #[test]
+fn a_blocking_receive_takes_a_compact_record_straight_only_when_nothing_could_claim_it() {
+    let mut net = Network::new(2, Limits::default());
+    let plain = |tag| EagerEnvelope {
+        context: 0,
+        tag,
+        flags: 0,
+        sender_request: 0,
+    };
+    let mut got = [0u8; 4];
+    let buffer = UserBuffer::from_mut_slice(&mut got);
+
+    // Nothing posted or unexpected, the envelope accepts it: taken.
+    assert!(net.engines[0].eager_now(1, 3));
+    let status = net.engines[1]
+        .receive_eager_now(0, &from(0, 5), &plain(5), &[1, 2, 3], buffer)
+        .expect("taken")
+        .expect("no error");
+    assert_eq!((status.source, status.tag, status.bytes), (0, 5, 3));
+    assert_eq!(got, [1, 2, 3, 0]);
+    let buffer = UserBuffer::from_mut_slice(&mut got);
+
+    // An envelope that does not accept it leaves it for the usual path.
+    assert!(net.engines[1]
+        .receive_eager_now(0, &from(0, 6), &plain(5), &[7], buffer)
+        .is_none());
+
+    // A posted receive comes first (posting order), and so does an
+    // unexpected message from the same sender (arrival order).
+    let mut other = [0u8; 1];
+    let posted = net.engines[1].post_receive(any(0), UserBuffer::from_mut_slice(&mut other));
+    assert!(!net.engines[1].matching_is_empty());
+    assert!(net.engines[1]
+        .receive_eager_now(0, &from(0, 5), &plain(5), &[7], buffer)
+        .is_none());
+    assert!(net.engines[1].cancel(posted));
+    net.engines[1].take_outcome(posted);
+    assert!(net.engines[0].eager_now(1, 1));
+    net.engines[1]
+        .handle_eager(0, &plain(8), &[8])
+        .expect("unexpected");
+    assert!(net.engines[1]
+        .receive_eager_now(0, &from(0, 5), &plain(5), &[7], buffer)
+        .is_none());
+    let unexpected = net.engines[1].post_receive(from(0, 8), buffer);
+    assert_eq!(
+        net.engines[1]
+            .take_outcome(unexpected)
+            .unwrap()
+            .unwrap()
+            .bytes,
+        1
+    );
+    assert!(net.engines[1].matching_is_empty());
+
+    // Too long for the buffer: truncation, with what fits copied.
+    assert!(net.engines[0].eager_now(1, 6));
+    let truncated = net.engines[1]
+        .receive_eager_now(0, &from(0, 5), &plain(5), &[4, 4, 4, 4, 4, 4], buffer)
+        .expect("taken");
+    assert!(matches!(
+        truncated,
+        Err(Error::Truncate {
+            message_bytes: 6,
+            buffer_bytes: 4,
+            ..
+        })
+    ));
+    assert_eq!(got, [4; 4]);
+
+    // A synchronous one is acknowledged, and the sequence was counted for
+    // every record taken: the acknowledgement and a full frame after them
+    // are accepted.
+    let payload = [3u8; 2];
+    let ssend = send(&mut net.engines[0], 1, 5, &payload, SendMode::Synchronous);
+    let t = net.engines[0].poll_transmit(1).expect("the eager frame");
+    net.engines[0].handle_transmitted(1, &t.header);
+    let buffer = UserBuffer::from_mut_slice(&mut got);
+    net.engines[1]
+        .receive_eager_now(
+            0,
+            &from(0, 5),
+            &EagerEnvelope::of(&t.header),
+            &payload,
+            buffer,
+        )
+        .expect("taken")
+        .expect("no error");
+    assert!(!net.engines[0].is_complete(ssend), "not before the ack");
+    send(&mut net.engines[0], 1, 9, &[1], SendMode::Standard);
+    net.engines[0]
+        .poll_transmit(1)
+        .map(|t| net.engines[1].handle_frame(0, &t.header, t.payload.bytes()))
+        .expect("a frame")
+        .expect("in sequence");
+    net.run();
+    assert!(net.engines[0].take_outcome(ssend).unwrap().is_ok());
+
+    // A sender over its credit (here a message and its header over the
+    // whole remote buffer) is left for the usual path to report.
+    let limits = Limits {
+        eager_limit: 190,
+        remote_buffer: 200,
+    };
+    let mut receiver = Engine::new(1, 2, limits);
+    let mut big = [0u8; 190];
+    let buffer = UserBuffer::from_mut_slice(&mut big);
+    assert!(receiver
+        .receive_eager_now(0, &from(0, 5), &plain(5), &[0; 190], buffer)
+        .is_none());
+    assert!(matches!(
+        receiver.handle_eager(0, &plain(5), &[0; 190]),
+        Err(Error::Protocol { peer: 0, .. })
+    ));
+}
+
+#[test]
 fn copy_bytes_copies_every_length_at_every_alignment() {
     let source: Vec<u8> = (1..=64).collect();
     for len in 0..=40 {

@@ -188,6 +188,85 @@ fn a_corrupt_record_is_a_lost_link_not_a_panic() {
 }
 
 #[test]
+fn a_blocking_receive_takes_eager_records_straight_and_leaves_the_rest() {
+    let mut pair = Pair::new(settings(CopyPath::Auto), limits());
+    let wanted = Envelope {
+        context: 0,
+        source: Some(0),
+        tag: Some(1),
+    };
+    let mut got = [0u8; 16];
+    let buffer = UserBuffer::from_mut_slice(&mut got);
+    let (engine, link) = (&mut pair.engines[1], &mut pair.links[1]);
+    assert!(matches!(
+        link.receive_now(0, engine, &wanted, buffer),
+        Direct::Wait
+    ));
+
+    // A whole ring's worth, so records wrap: every one is taken in order.
+    for round in 0..200u8 {
+        let message = pattern(12, round);
+        let slot = pair.links[0].reserve_eager(message.len()).expect("room");
+        assert!(pair.engines[0].eager_now(1, message.len()));
+        let envelope = EagerEnvelope {
+            context: 0,
+            tag: 1,
+            flags: 0,
+            sender_request: 0,
+        };
+        pair.links[0].commit_eager(slot, &envelope, &message);
+        let (engine, link) = (&mut pair.engines[1], &mut pair.links[1]);
+        let buffer = UserBuffer::from_mut_slice(&mut got);
+        match link.receive_now(0, engine, &wanted, buffer) {
+            Direct::Taken(Ok(status)) => assert_eq!(status.bytes, 12),
+            other => panic!("round {round}: {other:?}"),
+        }
+        assert_eq!(&got[..12], &message[..]);
+        // Credit frames the engine queued go back as usual.
+        pair.run();
+    }
+
+    // A frame of another kind (a rendezvous announcement) is left for
+    // `receive`.
+    let big = pattern(5000, 7);
+    let rendezvous = pair.engines[0].post_send(
+        1,
+        0,
+        1,
+        SendData::Borrowed(UserBuffer::from_slice(&big)),
+        SendMode::Standard,
+    );
+    pair.links[0].flush(1, &mut pair.engines[0]).unwrap();
+    let (engine, link) = (&mut pair.engines[1], &mut pair.links[1]);
+    let buffer = UserBuffer::from_mut_slice(&mut got);
+    assert!(matches!(
+        link.receive_now(0, engine, &wanted, buffer),
+        Direct::GiveUp
+    ));
+    let mut whole = vec![0u8; 5000];
+    let r = pair.engines[1].post_receive(wanted, UserBuffer::from_mut_slice(&mut whole));
+    pair.run();
+    assert_eq!(
+        pair.engines[1].take_outcome(r).unwrap().unwrap().bytes,
+        5000
+    );
+    assert!(pair.engines[0].take_outcome(rendezvous).unwrap().is_ok());
+    assert_eq!(whole, big);
+
+    // A corrupt record is left for `receive` to report.
+    let mut slot = pair.links[0].outbound.reserve(4).unwrap();
+    slot.body()[..4].copy_from_slice(&[1; 4]);
+    pair.links[0].outbound.commit(slot, 4, EAGER, 0);
+    let (engine, link) = (&mut pair.engines[1], &mut pair.links[1]);
+    let buffer = UserBuffer::from_mut_slice(&mut got);
+    assert!(matches!(
+        link.receive_now(0, engine, &wanted, buffer),
+        Direct::GiveUp
+    ));
+    assert!(matches!(link.receive(0, engine), Err(LinkError::Lost(_))));
+}
+
+#[test]
 #[ignore]
 fn software_cost_per_message() {
     let mut pair = Pair::new(settings(CopyPath::Auto), limits());
