@@ -29,7 +29,6 @@ use crate::error::{Error, Operation};
 use crate::progress::State;
 use crate::request::{Purpose, ReceiveFuture, Request, Scope, StaticScope};
 use crate::topology::{AnyProcess, Process, SimpleCommunicator};
-use crate::transport::Direct;
 use crate::{Count, Rank, Tag, ANY_SOURCE, ANY_TAG, PROC_NULL};
 
 /// The largest valid tag (MPI_TAG_UB).
@@ -369,19 +368,10 @@ fn finish(
 ///
 /// [`Progress::start_then_wait`]: crate::progress::Progress::start_then_wait
 pub(crate) fn post_and_wait(comm: &SimpleCommunicator, post: Post) -> Result<Status, Error> {
-    let progress = &comm.runtime().progress;
-    let post = match post {
-        // A message from a shared-memory peer may be taken straight from
-        // its ring, with no request (see `Progress::start_then_take`).
-        Post::Receive { envelope, buffer } => {
-            match progress.start_then_take(|_| (), |s, ()| s.receive_now(&envelope, buffer)) {
-                Ok(outcome) => return finish(comm, outcome),
-                Err(()) => Post::Receive { envelope, buffer },
-            }
-        }
-        post => post,
-    };
-    let outcome = progress.start_then_wait(|s| post.start(s), |s, started| started.outcome(s));
+    let outcome = comm
+        .runtime()
+        .progress
+        .start_then_wait(|s| post.start(s), |s, started| started.outcome(s));
     finish(comm, outcome)
 }
 
@@ -394,32 +384,9 @@ pub(crate) fn send_receive_posts(
     receive: (&SimpleCommunicator, Post),
 ) -> (Result<Status, Error>, Result<Status, Error>) {
     let ((send_comm, send_post), (receive_comm, receive_post)) = (send, receive);
-    let progress = &send_comm.runtime().progress;
-    // Once the send is done, a message from a shared-memory peer may be
-    // taken straight from its ring (see `Progress::start_then_take`).
-    let (send, receive_post) = match receive_post {
-        Post::Receive { envelope, buffer } => {
-            let straight = progress.start_then_take(
-                |s| send_post.start(s),
-                |s, send| match send {
-                    Started::Done(sent) => s
-                        .receive_now(&envelope, buffer)
-                        .map(|received| (*sent, received)),
-                    Started::Request(_) => Direct::GiveUp,
-                },
-            );
-            match straight {
-                Ok((sent, received)) => {
-                    return (finish(send_comm, Ok(sent)), finish(receive_comm, received))
-                }
-                Err(send) => (Ok(send), Post::Receive { envelope, buffer }),
-            }
-        }
-        other => (Err(send_post), other),
-    };
-    let (sent, received) = progress.start_then_wait(
+    let (sent, received) = send_comm.runtime().progress.start_then_wait(
         |s| {
-            let send = send.unwrap_or_else(|post| post.start(s));
+            let send = send_post.start(s);
             (send, receive_post.start(s))
         },
         // Both outcomes are taken together, once both are there.

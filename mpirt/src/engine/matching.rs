@@ -148,11 +148,6 @@ impl Matcher {
         gone.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Whether no receive is posted and no message unexpected.
-    pub fn is_empty(&self) -> bool {
-        self.posted_receives.is_empty() && self.unexpected_messages.is_empty()
-    }
-
     /// Number of posted receives.
     pub fn posted_len(&self) -> usize {
         self.posted_receives.len()

@@ -991,38 +991,6 @@ impl Engine {
         self.eager_arrived(peer, envelope, payload)
     }
 
-    /// An eager message from `peer` on an ordered link, as for
-    /// [`Engine::handle_eager`], that a blocking receive of `wanted` into
-    /// `buffer` takes straight, past matching and the request table: the
-    /// receive's outcome. `None`, the message untouched, when a posted
-    /// receive or an unexpected message could claim it first (matching
-    /// order), when `wanted` does not accept it, or when it breaks the
-    /// protocol (the usual path reports that).
-    pub fn receive_eager_now(
-        &mut self,
-        peer: i32,
-        wanted: &Envelope,
-        envelope: &EagerEnvelope,
-        payload: &[u8],
-        buffer: UserBuffer,
-    ) -> Option<Result<Status, Error>> {
-        if !self.matcher.is_empty() || !wanted.accepts(envelope.context, peer, envelope.tag) {
-            return None;
-        }
-        self.count_eager(peer, payload.len()).ok()?;
-        self.peers[peer as usize].next_receive_sequence += 1;
-        let arrived = Arrival::of(peer, envelope, payload.len());
-        let outcome = fill_receive(buffer, &arrived, payload);
-        self.eager_consumed(arrived);
-        Some(outcome)
-    }
-
-    /// Whether nothing is posted or unexpected: a message arriving now
-    /// could only meet a receive posted from here on.
-    pub fn matching_is_empty(&self) -> bool {
-        self.matcher.is_empty()
-    }
-
     /// An eager message arrived (its sequence counted): it meets a posted
     /// receive or joins the unexpected messages.
     fn eager_arrived(
@@ -1032,8 +1000,24 @@ impl Engine {
         payload: &[u8],
     ) -> Result<(), Error> {
         let length = payload.len();
-        self.count_eager(peer, length)?;
-        let arrived = Arrival::of(peer, envelope, length);
+        let p = &mut self.peers[peer as usize];
+        p.received_uncredited += length + HEADER_LEN;
+        if p.received_uncredited > self.limits.remote_buffer {
+            return Err(Error::Protocol {
+                peer,
+                detail: format!(
+                    "sent {} eager bytes without credit (remote buffer is {})",
+                    p.received_uncredited, self.limits.remote_buffer
+                ),
+            });
+        }
+        let sync_request = (envelope.flags & FLAG_SYNC != 0).then_some(envelope.sender_request);
+        let arrived = Arrival {
+            source: peer,
+            tag: envelope.tag,
+            length,
+            sync_request,
+        };
         match self
             .matcher
             .take_posted(envelope.context, peer, envelope.tag)
@@ -1046,29 +1030,10 @@ impl Engine {
                 length,
                 body: UnexpectedBody::Eager {
                     data: payload.to_vec(),
-                    sync_request: arrived.sync_request,
+                    sync_request,
                 },
             }),
         }
-        Ok(())
-    }
-
-    /// Counts `length` eager bytes from `peer` against the remote buffer;
-    /// an error, counting nothing, when the peer sent more than its credit
-    /// allowed.
-    fn count_eager(&mut self, peer: i32, length: usize) -> Result<(), Error> {
-        let p = &mut self.peers[peer as usize];
-        let held = p.received_uncredited + length + HEADER_LEN;
-        if held > self.limits.remote_buffer {
-            return Err(Error::Protocol {
-                peer,
-                detail: format!(
-                    "sent {held} eager bytes without credit (remote buffer is {})",
-                    self.limits.remote_buffer
-                ),
-            });
-        }
-        p.received_uncredited = held;
         Ok(())
     }
 
@@ -1160,14 +1125,18 @@ impl Engine {
             outcome,
         }) = self.requests.get_mut(id)
         {
-            *outcome = Some(fill_receive(*buffer, &arrived, payload));
+            let copied = payload.len().min(buffer.len);
+            // SAFETY: the receive's buffer is valid and unaliased for
+            // `buffer.len` bytes until the request completes (now).
+            unsafe { copy_bytes(payload.as_ptr(), buffer.ptr, copied) };
+            *outcome = Some(receive_outcome(
+                arrived.source,
+                arrived.tag,
+                arrived.length,
+                buffer.len,
+                copied,
+            ));
         }
-        self.eager_consumed(arrived);
-    }
-
-    /// An eager message was received: acknowledges a synchronous one and
-    /// returns its credit.
-    fn eager_consumed(&mut self, arrived: Arrival) {
         if let Some(sender_request) = arrived.sync_request {
             let mut ack = Header::new(FrameKind::SyncAck, self.rank);
             ack.sender_request = sender_request;
@@ -1223,33 +1192,6 @@ struct Arrival {
     tag: i32,
     length: usize,
     sync_request: Option<u64>,
-}
-
-impl Arrival {
-    fn of(source: i32, envelope: &EagerEnvelope, length: usize) -> Arrival {
-        Arrival {
-            source,
-            tag: envelope.tag,
-            length,
-            sync_request: (envelope.flags & FLAG_SYNC != 0).then_some(envelope.sender_request),
-        }
-    }
-}
-
-/// Copies an eager message into a receive's buffer (as much as fits): the
-/// receive's outcome.
-fn fill_receive(buffer: UserBuffer, arrived: &Arrival, payload: &[u8]) -> Result<Status, Error> {
-    let copied = payload.len().min(buffer.len);
-    // SAFETY: the receive's buffer is valid and unaliased for `buffer.len`
-    // bytes until the receive completes (now).
-    unsafe { copy_bytes(payload.as_ptr(), buffer.ptr, copied) };
-    receive_outcome(
-        arrived.source,
-        arrived.tag,
-        arrived.length,
-        buffer.len,
-        copied,
-    )
 }
 
 fn receive_outcome(

@@ -37,11 +37,10 @@ use parking_lot::{Condvar, Mutex};
 
 use self::lock::{BiasedGuard, BiasedMutex};
 
-use crate::engine::{EagerEnvelope, Engine, Envelope, Limits, Status, UserBuffer};
-use crate::error::Error;
+use crate::engine::{EagerEnvelope, Engine, Limits};
 use crate::transport::shm::{Segment, ShmLink};
 use crate::transport::tcp::{self, Admission, Stranger, TcpConnection};
-use crate::transport::{Direct, Link, LinkError};
+use crate::transport::{Link, LinkError};
 use crate::wire::handshake::Token as JobToken;
 
 pub mod lock;
@@ -152,9 +151,6 @@ const PUMP_EVERY: u32 = 16;
 /// clock with an unlock and a lock costs about as much as one, which would
 /// delay seeing a message that arrives meanwhile.
 const ROUNDS_PER_CLOCK: u32 = 128;
-/// How many quiet rounds [`Progress::start_then_take`] spins before the
-/// general wait takes over (some microseconds).
-const DIRECT_ROUNDS: u32 = 2048;
 
 /// Where this rank listens and whom it connects to at start.
 pub struct Wiring {
@@ -294,7 +290,14 @@ impl Progress {
         start: impl FnOnce(&mut State) -> T,
         mut done: impl FnMut(&mut State, &T) -> Option<R>,
     ) -> R {
-        self.count_wait();
+        // A plain load and store, not a read-modify-write (see above): a
+        // count lost to a race between threads only delays a socket poll.
+        let waits = self.waits_started.load(Ordering::Relaxed);
+        self.waits_started
+            .store(waits.wrapping_add(1), Ordering::Relaxed);
+        if waits.is_multiple_of(WAITS_PER_SOCKET_CHECK) {
+            self.poll_sockets_if_due(Instant::now());
+        }
         // Read lazily: most waits end in their first rounds.
         let mut idle_since: Option<Instant> = None;
         let mut moved_since_clock = false;
@@ -393,69 +396,6 @@ impl Progress {
                 }
             });
         }
-    }
-
-    /// Counts a wait started; every [`WAITS_PER_SOCKET_CHECK`]th polls the
-    /// sockets if that is due.
-    fn count_wait(&self) {
-        // A plain load and store, not a read-modify-write (see
-        // `start_then_wait`): a count lost to a race between threads only
-        // delays a socket poll.
-        let waits = self.waits_started.load(Ordering::Relaxed);
-        self.waits_started
-            .store(waits.wrapping_add(1), Ordering::Relaxed);
-        if waits.is_multiple_of(WAITS_PER_SOCKET_CHECK) {
-            self.poll_sockets_if_due(Instant::now());
-        }
-    }
-
-    /// The optimistic start of a blocking wait for one message: runs
-    /// `start` on the state (posting what needs no waiting, such as a
-    /// send-receive's send), then spins while every link is quiet, for up
-    /// to `DIRECT_ROUNDS` rounds, and lets `take` take the message
-    /// straight once something arrives (see [`State::receive_now`]).
-    /// Returns `take`'s value, or what `start` made when the general wait
-    /// must take over: something else arrived, the message needs the
-    /// engine, it has not come, or this rank must not spin.
-    pub fn start_then_take<T, R>(
-        &self,
-        start: impl FnOnce(&mut State) -> T,
-        mut take: impl FnMut(&mut State, &T) -> Direct<R>,
-    ) -> Result<R, T> {
-        let mut state = self.state.lock();
-        let started = start(&mut state);
-        if self.policy.spin.is_zero() {
-            return Err(started);
-        }
-        let mut attempt = take(&mut state, &started);
-        let mut rounds = 0;
-        while matches!(attempt, Direct::Wait) && rounds < DIRECT_ROUNDS {
-            if state.quiet() {
-                // A thread parked on the lock gets it now.
-                BiasedGuard::bump(&mut state);
-                rounds += 1;
-                continue;
-            }
-            attempt = match take(&mut state, &started) {
-                // Another link moved: the general wait pumps it.
-                Direct::Wait => Direct::GiveUp,
-                other => other,
-            };
-        }
-        let Direct::Taken(value) = attempt else {
-            return Err(started);
-        };
-        if state.engine.has_queued_frames() {
-            // An acknowledgement or credit for the sender.
-            state.pump();
-        }
-        drop(state);
-        if self.blocked.load(Ordering::Acquire) {
-            // What moved may be another thread's.
-            self.wake_sleeper();
-        }
-        self.count_wait();
-        Ok(value)
     }
 
     /// Blocks until something may have happened (or the policy's `block`
@@ -611,25 +551,6 @@ impl State {
         };
         link.commit_eager(slot, &envelope, bytes);
         true
-    }
-
-    /// A blocking receive of `wanted` into `buffer` takes the message due
-    /// from its source's ring straight, when that is a shared-memory peer
-    /// and nothing is posted or unexpected (see `ShmLink::receive_now`).
-    pub fn receive_now(
-        &mut self,
-        wanted: &Envelope,
-        buffer: UserBuffer,
-    ) -> Direct<Result<Status, Error>> {
-        let Some(peer) = wanted.source else {
-            return Direct::GiveUp;
-        };
-        match &mut self.links[peer as usize] {
-            Link::Shm(link) if self.engine.matching_is_empty() => {
-                link.receive_now(peer, &mut self.engine, wanted, buffer)
-            }
-            _ => Direct::GiveUp,
-        }
     }
 
     /// Hands every consumed ring byte back to its writer.

@@ -34,12 +34,6 @@
 //!   written at once, past `poll_transmit` (`State::send_now`), but only
 //!   when neither the link nor the engine holds anything for that peer, so
 //!   frames still leave in order.
-//! - And its mirror: a blocking receive naming a shared-memory peer may
-//!   take an eager record straight from that peer's ring
-//!   (`ShmLink::receive_now`), past matching and the request table, but
-//!   only when no receive is posted and no message is unexpected, so
-//!   messages still match in order. Anything else (another kind of record,
-//!   an envelope it does not accept) is left for `receive`.
 //!
 //! [`Engine::poll_transmit`]: crate::engine::Engine::poll_transmit
 //! [`Engine::handle_transmitted`]: crate::engine::Engine::handle_transmitted
@@ -56,28 +50,6 @@ pub enum LinkError {
     Finished,
     /// The connection broke or the peer broke the protocol.
     Lost(String),
-}
-
-/// What an attempt to take a message straight from a link found.
-#[derive(Debug)]
-pub enum Direct<T> {
-    /// It took the message: the operation's outcome.
-    Taken(T),
-    /// Nothing has arrived yet.
-    Wait,
-    /// Something arrived that must go the usual way.
-    GiveUp,
-}
-
-impl<T> Direct<T> {
-    /// The outcome, if taken, made into another.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Direct<U> {
-        match self {
-            Direct::Taken(outcome) => Direct::Taken(f(outcome)),
-            Direct::Wait => Direct::Wait,
-            Direct::GiveUp => Direct::GiveUp,
-        }
-    }
 }
 
 /// The way to one peer.

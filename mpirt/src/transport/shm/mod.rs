@@ -46,8 +46,8 @@ use std::sync::Arc;
 pub use segment::Segment;
 
 use self::ring::{Consumer, Producer, Record, Slot};
-use super::{Direct, LinkError};
-use crate::engine::{copy_bytes, EagerEnvelope, Engine, Envelope, Status, Transmit, UserBuffer};
+use super::LinkError;
+use crate::engine::{copy_bytes, EagerEnvelope, Engine, Transmit, UserBuffer};
 use crate::wire::{FrameKind, Header, HEADER_LEN};
 
 const EAGER: u8 = 1;
@@ -410,37 +410,6 @@ impl ShmLink {
         Ok(arrived)
     }
 
-    /// Lets a blocking receive of `wanted` into `buffer` take the record at
-    /// the ring's read position straight (see [`Engine::receive_eager_now`]):
-    /// the receive's outcome. [`Direct::Wait`] when no record is there;
-    /// [`Direct::GiveUp`], the record left for [`ShmLink::receive`], when it
-    /// is not an eager message the receive can take.
-    pub fn receive_now(
-        &mut self,
-        peer: i32,
-        engine: &mut Engine,
-        wanted: &Envelope,
-        buffer: UserBuffer,
-    ) -> Direct<Result<Status, crate::Error>> {
-        let record = match self.inbound.peek() {
-            Ok(Some(record)) if record.kind == EAGER => record,
-            Ok(None) => return Direct::Wait,
-            _ => return Direct::GiveUp,
-        };
-        let Ok((envelope, payload)) = self.eager_record(&record) else {
-            return Direct::GiveUp;
-        };
-        let Some(outcome) = engine.receive_eager_now(peer, wanted, &envelope, payload, buffer)
-        else {
-            return Direct::GiveUp;
-        };
-        self.inbound.release(record);
-        if self.inbound.publish_if_useful() {
-            self.theirs.doorbell().ring();
-        }
-        Direct::Taken(outcome)
-    }
-
     /// Hands every consumed byte back to the peer (before this rank
     /// sleeps: a peer waiting for room must not wait for our wake-up).
     pub fn publish(&mut self) {
@@ -473,7 +442,23 @@ impl ShmLink {
         };
         match record.kind {
             EAGER => {
-                let (envelope, payload) = self.eager_record(record)?;
+                if body.len() < EAGER_PREFIX {
+                    return Err(corrupt("eager"));
+                }
+                let payload = &body[EAGER_PREFIX..];
+                if payload.len() as u64 > self.max_eager {
+                    return Err(LinkError::Lost(format!(
+                        "eager frame of {} bytes is over the {}-byte remote buffer",
+                        payload.len(),
+                        self.max_eager
+                    )));
+                }
+                let envelope = EagerEnvelope {
+                    context: u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")),
+                    tag: i32::from_le_bytes(body[4..8].try_into().expect("4 bytes")),
+                    flags: record.flags,
+                    sender_request: u64_at(8)?,
+                };
                 // The ring keeps order: the record is the frame due next.
                 engine.handle_eager(peer, &envelope, payload).map_err(lost)
             }
@@ -560,29 +545,6 @@ impl ShmLink {
             }
             other => Err(LinkError::Lost(format!("unknown record kind {other}"))),
         }
-    }
-
-    /// Decodes an `EAGER` record: its envelope and payload.
-    fn eager_record<'r>(&self, record: &'r Record) -> Result<(EagerEnvelope, &'r [u8]), LinkError> {
-        let body = record.body();
-        if body.len() < EAGER_PREFIX {
-            return Err(LinkError::Lost("corrupt eager record".into()));
-        }
-        let (prefix, payload) = body.split_at(EAGER_PREFIX);
-        if payload.len() as u64 > self.max_eager {
-            return Err(LinkError::Lost(format!(
-                "eager frame of {} bytes is over the {}-byte remote buffer",
-                payload.len(),
-                self.max_eager
-            )));
-        }
-        let envelope = EagerEnvelope {
-            context: u32::from_le_bytes(prefix[0..4].try_into().expect("4 bytes")),
-            tag: i32::from_le_bytes(prefix[4..8].try_into().expect("4 bytes")),
-            flags: record.flags,
-            sender_request: u64::from_le_bytes(prefix[8..16].try_into().expect("8 bytes")),
-        };
-        Ok((envelope, payload))
     }
 
     /// Decodes the wire header at the front of a body (the engine checks
