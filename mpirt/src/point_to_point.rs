@@ -325,9 +325,12 @@ pub(crate) fn start_receive(
 }
 
 fn start(comm: &SimpleCommunicator, post: Post) -> RequestId {
-    comm.runtime()
-        .progress
-        .with_state(|s| post.start_request(s))
+    let progress = &comm.runtime().progress;
+    match post {
+        // A receive needs no pump to be posted (see `with_state_unpumped`).
+        Post::Receive { .. } => progress.with_state_unpumped(|s| post.start_request(s)),
+        _ => progress.with_state(|s| post.start_request(s)),
+    }
 }
 
 fn envelope(

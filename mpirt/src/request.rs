@@ -179,8 +179,14 @@ impl<'a, D: ?Sized, S: Scope<'a>> Request<'a, D, S> {
     }
 
     /// Waits for the operation to complete (MPI_Wait, MPI 4.1 §3.7.3).
-    pub fn wait(mut self) -> Status {
+    pub fn wait(self) -> Status {
         let outcome = self.comm.runtime().wait(self.id);
+        self.complete_with(outcome)
+    }
+
+    /// Completes the request with the outcome taken from the engine; an
+    /// error goes to the communicator's handler.
+    fn complete_with(mut self, outcome: Result<crate::engine::Status, Error>) -> Status {
         // The handle is borrowed for an error, not cloned for every wait (a
         // reference count costs an atomic read-modify-write).
         self.finish(outcome)
@@ -434,10 +440,33 @@ impl<'a, D: ?Sized> RequestCollection<'a, D> {
     }
 
     /// Waits for every request; `result` gets them all (MPI_Waitall).
+    /// One progress loop waits until all are complete, and one hold of the
+    /// lock takes their outcomes: a wait per request cost a window of 64
+    /// 8-byte messages a third of its time.
     pub fn wait_all(&mut self, result: &mut Vec<(usize, Status, &'a D)>) {
         result.clear();
-        for (index, _) in self.live_ids() {
-            result.push(self.complete(index));
+        let live = self.live_ids();
+        let Some(Some(first)) = self.requests.iter().find(|r| r.is_some()) else {
+            return;
+        };
+        let outcomes = first.comm.runtime().progress.wait_for(|s| {
+            if !live.iter().all(|&(_, id)| s.engine.is_complete(id)) {
+                return None;
+            }
+            let taken = live.iter().map(|&(_, id)| s.engine.take_outcome(id));
+            Some(taken.collect::<Vec<_>>())
+        });
+        for (&(index, _), outcome) in live.iter().zip(outcomes) {
+            let request = self.requests[index].take().expect("a live request");
+            let data = request.data;
+            // A request the engine no longer knows has nothing to take;
+            // waiting for it says so as a single wait would.
+            let status = match outcome {
+                Some(outcome) => request.complete_with(outcome),
+                None => request.wait(),
+            };
+            // SAFETY: borrowed for 'a and complete.
+            result.push((index, status, unsafe { &*data }));
         }
     }
 

@@ -231,14 +231,29 @@ impl Progress {
     }
 
     /// Runs `f` on the state, then pushes out whatever it queued. When it
-    /// queued nothing (a small send written straight into a ring, a receive
-    /// posted) the links are pumped only every `PUMP_EVERY`th call: a
-    /// pump per immediate operation took a fifth of the time of a window
-    /// of 8-byte sends, and the wait or test that must follow pumps anyway.
+    /// queued nothing (a small send written straight into a ring) the links
+    /// are pumped only every `PUMP_EVERY`th call: a pump per immediate
+    /// operation took a fifth of the time of a window of 8-byte sends, and
+    /// the wait or test that must follow pumps anyway.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.run(f, true)
+    }
+
+    /// As [`with_state`](Self::with_state), without the periodic pump: for
+    /// posting receives. What arrives meanwhile waits in the rings for the
+    /// wait or test that must follow, and meets its receive there; a pump
+    /// while a window of receives is being posted made most of the window
+    /// unexpected messages, each stored and copied twice.
+    pub fn with_state_unpumped<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.run(f, false)
+    }
+
+    fn run<R>(&self, f: impl FnOnce(&mut State) -> R, periodic_pump: bool) -> R {
         let mut state = self.state.lock();
         let result = f(&mut state);
-        state.calls_since_pump += 1;
+        if periodic_pump {
+            state.calls_since_pump += 1;
+        }
         if state.engine.has_queued_frames() || state.calls_since_pump >= PUMP_EVERY {
             state.calls_since_pump = 0;
             state.pump();
