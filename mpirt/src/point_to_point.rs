@@ -325,12 +325,9 @@ pub(crate) fn start_receive(
 }
 
 fn start(comm: &SimpleCommunicator, post: Post) -> RequestId {
-    let progress = &comm.runtime().progress;
-    match post {
-        // A receive needs no pump to be posted (see `with_state_unpumped`).
-        Post::Receive { .. } => progress.with_state_unpumped(|s| post.start_request(s)),
-        _ => progress.with_state(|s| post.start_request(s)),
-    }
+    comm.runtime()
+        .progress
+        .with_state(|s| post.start_request(s))
 }
 
 fn envelope(
