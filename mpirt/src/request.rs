@@ -459,8 +459,9 @@ impl<'a, D: ?Sized> RequestCollection<'a, D> {
         for (&(index, _), outcome) in live.iter().zip(outcomes) {
             let request = self.requests[index].take().expect("a live request");
             let data = request.data;
-            // A request the engine no longer knows has nothing to take;
-            // waiting for it says so as a single wait would.
+            // Every request of a collection stays in the engine until its
+            // outcome is taken, so there is one; were there none, the
+            // request's own wait would look again.
             let status = match outcome {
                 Some(outcome) => request.complete_with(outcome),
                 None => request.wait(),
