@@ -390,19 +390,35 @@ impl<'a, D: ?Sized> RequestCollection<'a, D> {
             .collect()
     }
 
-    fn complete(&mut self, index: usize) -> (usize, Status, &'a D) {
+    /// The progress engine the requests complete through (every request of
+    /// a process has the same one); `None` when none is left.
+    fn progress(&self) -> Option<&crate::progress::Progress> {
+        let first = self.requests.iter().flatten().next()?;
+        Some(&first.comm.runtime().progress)
+    }
+
+    /// Completes request `index` with the outcome already taken from the
+    /// engine, or by waiting for it (`None`).
+    fn complete(
+        &mut self,
+        index: usize,
+        taken: Option<Result<crate::engine::Status, Error>>,
+    ) -> (usize, Status, &'a D) {
         let request = self.requests[index].take().expect("a live request");
         let data = request.data;
-        let status = request.wait();
+        let status = match taken {
+            Some(outcome) => request.complete_with(outcome),
+            None => request.wait(),
+        };
         // SAFETY: borrowed for 'a and complete.
         (index, status, unsafe { &*data })
     }
 
     fn completed_now(&self, live: &[(usize, RequestId)]) -> Vec<usize> {
-        let Some(Some(first)) = self.requests.iter().find(|r| r.is_some()) else {
+        let Some(progress) = self.progress() else {
             return Vec::new();
         };
-        first.comm.runtime().progress.poll_once_then(|s| {
+        progress.poll_once_then(|s| {
             live.iter()
                 .filter(|(_, id)| s.engine.is_complete(*id))
                 .map(|(i, _)| *i)
@@ -414,19 +430,12 @@ impl<'a, D: ?Sized> RequestCollection<'a, D> {
     /// `None` when none is left.
     pub fn wait_any(&mut self) -> Option<(usize, Status, &'a D)> {
         let live = self.live_ids();
-        let (_, first_id) = *live.first()?;
-        let comm = self
-            .requests
-            .iter()
-            .flatten()
-            .find(|r| r.id == first_id)
-            .map(|r| r.comm.clone())?;
-        let index = comm.runtime().progress.wait_for(|s| {
+        let index = self.progress()?.wait_for(|s| {
             live.iter()
                 .find(|(_, id)| s.engine.is_complete(*id))
                 .map(|(i, _)| *i)
         });
-        Some(self.complete(index))
+        Some(self.complete(index, None))
     }
 
     /// Waits until at least one request completes and puts every completed
@@ -441,47 +450,42 @@ impl<'a, D: ?Sized> RequestCollection<'a, D> {
 
     /// Waits for every request; `result` gets them all (MPI_Waitall).
     /// One progress loop waits until all are complete, and one hold of the
-    /// lock takes their outcomes: a wait per request cost a window of 64
-    /// 8-byte messages a third of its time.
+    /// lock takes their outcomes (a wait per request made a window of 64
+    /// 8-byte messages take 0.091 us per message instead of 0.085).
     pub fn wait_all(&mut self, result: &mut Vec<(usize, Status, &'a D)>) {
         result.clear();
         let live = self.live_ids();
-        let Some(Some(first)) = self.requests.iter().find(|r| r.is_some()) else {
+        let Some(progress) = self.progress() else {
             return;
         };
-        let outcomes = first.comm.runtime().progress.wait_for(|s| {
+        let outcomes = progress.wait_for(|s| {
             if !live.iter().all(|&(_, id)| s.engine.is_complete(id)) {
                 return None;
             }
             let taken = live.iter().map(|&(_, id)| s.engine.take_outcome(id));
             Some(taken.collect::<Vec<_>>())
         });
-        for (&(index, _), outcome) in live.iter().zip(outcomes) {
-            let request = self.requests[index].take().expect("a live request");
-            let data = request.data;
-            // Every request of a collection stays in the engine until its
-            // outcome is taken, so there is one; were there none, the
-            // request's own wait would look again.
-            let status = match outcome {
-                Some(outcome) => request.complete_with(outcome),
-                None => request.wait(),
-            };
-            // SAFETY: borrowed for 'a and complete.
-            result.push((index, status, unsafe { &*data }));
+        // Every request of a collection stays in the engine until its
+        // outcome is taken, so each has one; were one missing, `complete`
+        // would wait for it.
+        for (&(index, _), taken) in live.iter().zip(outcomes) {
+            result.push(self.complete(index, taken));
         }
     }
 
     /// Completes one request if any is done (MPI_Testany).
     pub fn test_any(&mut self) -> Option<(usize, Status, &'a D)> {
         let live = self.live_ids();
-        self.completed_now(&live).first().map(|&i| self.complete(i))
+        self.completed_now(&live)
+            .first()
+            .map(|&i| self.complete(i, None))
     }
 
     /// Adds every request that is done to `result` (MPI_Testsome).
     pub fn test_some(&mut self, result: &mut Vec<(usize, Status, &'a D)>) {
         let live = self.live_ids();
         for index in self.completed_now(&live) {
-            result.push(self.complete(index));
+            result.push(self.complete(index, None));
         }
     }
 
